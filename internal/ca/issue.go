@@ -1,0 +1,266 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/keystore"
+	"github.com/portcullis-dev/portcullis/internal/pki"
+	"github.com/portcullis-dev/portcullis/internal/store"
+)
+
+// IssueRequest asks for a leaf certificate. With CSR set, the public key and
+// the names come from the CSR (after CheckCSR and the name policy);
+// otherwise the CA generates a key of KeyType and uses Names.
+type IssueRequest struct {
+	Profile pki.Profile
+	Name    string
+	Names   pki.Names
+	CSR     *x509.CertificateRequest
+	KeyType pki.KeyType
+	// Lifetime overrides the profile's configured lifetime when positive.
+	Lifetime time.Duration
+}
+
+// Issued is the outcome of an issuance or renewal.
+type Issued struct {
+	Record *store.Cert
+	Cert   *x509.Certificate
+	// Key is the generated private key, nil when the requester holds it.
+	Key crypto.Signer
+	// Files lists what was written.
+	Files []string
+}
+
+// Issue checks req, builds the certificate from the CA's own template,
+// lints it, signs it, records it, and only then writes it out.
+func (a *Authority) Issue(ctx context.Context, req IssueRequest) (*Issued, error) {
+	if err := CheckName(req.Name); err != nil {
+		return nil, err
+	}
+	if !isLeaf(req.Profile) {
+		return nil, fmt.Errorf("profile %q: want server, client or device", req.Profile)
+	}
+	names := req.Names
+	var pub crypto.PublicKey
+	if req.CSR != nil {
+		var err error
+		if names, err = pki.CheckCSR(req.CSR, req.Profile == pki.ProfileServer); err != nil {
+			return nil, err
+		}
+		pub = req.CSR.PublicKey
+	}
+	names = a.withDefaultNames(req.Profile, req.Name, names)
+	if err := a.cfg.NamePolicy.Check(names); err != nil {
+		return nil, err
+	}
+	// Fail on a taken name before generating or signing anything; the
+	// store checks again atomically when recording.
+	if cur, err := a.store.ActiveCert(ctx, req.Name); err == nil && !cur.Expired(a.opts.Now()) {
+		return nil, fmt.Errorf("%q: %w (serial %s; renew or revoke it)", req.Name, store.ErrNameTaken, cur.Serial)
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	key, linter, err := a.issuerKey()
+	if err != nil {
+		return nil, err
+	}
+	var leafKey crypto.Signer
+	if pub == nil {
+		kt := req.KeyType
+		if kt == "" {
+			kt = a.cfg.KeyType
+		}
+		if leafKey, err = pki.GenerateKey(kt, a.opts.Rand); err != nil {
+			return nil, err
+		}
+		pub = leafKey.Public()
+	}
+	lifetime := req.Lifetime
+	if lifetime <= 0 {
+		lifetime = a.cfg.lifetime(req.Profile)
+	}
+	cert, err := a.signLeaf(key, linter, req.Profile, req.Name, names, pub, lifetime)
+	if err != nil {
+		return nil, err
+	}
+	rec := record(cert, req.Name, req.Profile, a.opts.Now())
+	if err := a.store.CreateCert(ctx, rec); err != nil {
+		return nil, fmt.Errorf("recording certificate: %w", err)
+	}
+	out := &Issued{Record: rec, Cert: cert, Key: leafKey}
+	if err := a.writeLeaf(out); err != nil {
+		return out, err
+	}
+	a.audit(ctx, "cert.issued", certAttrs(rec, cert)...)
+	return out, nil
+}
+
+func isLeaf(p pki.Profile) bool {
+	for _, l := range pki.LeafProfiles {
+		if p == l {
+			return true
+		}
+	}
+	return false
+}
+
+// withDefaultNames gives a device without a URI its fleet identity,
+// spiffe://<trust_domain>/device/<name>, which tunnel rules match on.
+func (a *Authority) withDefaultNames(p pki.Profile, name string, n pki.Names) pki.Names {
+	if p == pki.ProfileDevice && len(n.URIs) == 0 {
+		n.URIs = []*url.URL{{Scheme: "spiffe", Host: a.cfg.TrustDomain, Path: "/device/" + name}}
+	}
+	return n
+}
+
+func (a *Authority) signLeaf(key crypto.Signer, linter *pki.Linter, p pki.Profile, name string, names pki.Names, pub crypto.PublicKey, lifetime time.Duration) (*x509.Certificate, error) {
+	now := a.opts.Now()
+	notAfter := now.Add(lifetime)
+	if notAfter.After(a.issuer.NotAfter) {
+		notAfter = a.issuer.NotAfter
+	}
+	subj := pkix.Name{CommonName: name}
+	if a.cfg.Organization != "" {
+		subj.Organization = []string{a.cfg.Organization}
+	}
+	if p == pki.ProfileDevice {
+		// Device-oriented subject: the OU says what the holder is, so
+		// ghostunnel-style --allow-ou rules can admit all devices at once.
+		subj.OrganizationalUnit = []string{"devices"}
+	}
+	if a.cfg.Country != "" {
+		subj.Country = []string{a.cfg.Country}
+	}
+	serial, err := pki.NewSerial(a.opts.Rand)
+	if err != nil {
+		return nil, err
+	}
+	tmpl, err := pki.Template(pki.Request{
+		Profile: p, Subject: subj, Names: names, PublicKey: pub,
+		NotBefore: now.Add(-time.Minute), NotAfter: notAfter,
+		CRLURLs: a.cfg.URLs.CRL, OCSPURLs: a.cfg.URLs.OCSP, IssuerURLs: a.cfg.URLs.Issuer,
+	}, serial)
+	if err != nil {
+		return nil, err
+	}
+	kt, _ := pki.KeyTypeOf(key.Public())
+	tmpl.SignatureAlgorithm = pki.SignatureAlgorithm(kt)
+	return signWith(a.opts, a.issuer, key, linter, tmpl, pub)
+}
+
+// writeLeaf writes the key (if generated), the certificate and its chain.
+func (a *Authority) writeLeaf(out *Issued) error {
+	name := out.Record.Name
+	if out.Key != nil {
+		if err := keystore.WriteFile(a.layout.Key(name), out.Key, nil); err != nil {
+			return err
+		}
+		out.Files = append(out.Files, a.layout.Key(name))
+	}
+	if err := writePublic(a.layout.Cert(name), pki.EncodeCertificates(out.Cert)); err != nil {
+		return err
+	}
+	chain := append([]*x509.Certificate{out.Cert}, a.chain...)
+	if err := writePublic(a.layout.Chain(name), pki.EncodeCertificates(chain...)); err != nil {
+		return err
+	}
+	out.Files = append(out.Files, a.layout.Cert(name), a.layout.Chain(name))
+	return nil
+}
+
+func certAttrs(rec *store.Cert, c *x509.Certificate) []slog.Attr {
+	return []slog.Attr{
+		slog.String("serial", rec.Serial), slog.String("name", rec.Name),
+		slog.String("profile", rec.Profile), slog.String("subject", rec.Subject),
+		slog.Any("dns", c.DNSNames), slog.Int("uris", len(c.URIs)),
+		slog.Time("not_after", rec.NotAfter),
+	}
+}
+
+// Find resolves a reference to a certificate record: a serial (hex, with
+// or without colons) or the name of an active certificate.
+func (a *Authority) Find(ctx context.Context, ref string) (*store.Cert, error) {
+	if CheckName(ref) == nil {
+		c, err := a.store.ActiveCert(ctx, ref)
+		if err == nil || !errors.Is(err, store.ErrNotFound) {
+			return c, err
+		}
+	}
+	if n, err := pki.ParseSerial(ref); err == nil {
+		c, err := a.store.Cert(ctx, pki.SerialString(n))
+		if err == nil || !errors.Is(err, store.ErrNotFound) {
+			return c, err
+		}
+	}
+	return nil, fmt.Errorf("%q: no active certificate of that name or serial: %w", ref, store.ErrNotFound)
+}
+
+// Renew issues a fresh certificate with the same profile, name and SAN
+// names as the one ref points to, and marks the old one superseded (it
+// stays valid until it expires or is revoked, so a rollout has time). With
+// rekey a new key is generated; otherwise the old public key is reused.
+func (a *Authority) Renew(ctx context.Context, ref string, rekey bool) (*Issued, error) {
+	old, err := a.Find(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if old.Status == store.StatusRevoked {
+		return nil, fmt.Errorf("%s (serial %s) is revoked: issue a new certificate instead", old.Name, old.Serial)
+	}
+	p := pki.Profile(old.Profile)
+	if !isLeaf(p) {
+		return nil, fmt.Errorf("renewing a %s certificate is not supported; only server, client and device", p)
+	}
+	oldCert, err := x509.ParseCertificate(old.DER)
+	if err != nil {
+		return nil, fmt.Errorf("stored certificate %s: %w", old.Serial, err)
+	}
+	key, linter, err := a.issuerKey()
+	if err != nil {
+		return nil, err
+	}
+	pub := oldCert.PublicKey
+	var leafKey crypto.Signer
+	if rekey {
+		if _, err := os.Stat(a.layout.Key(old.Name)); err != nil {
+			return nil, fmt.Errorf("--rekey: %s has no key in %s (its holder made the CSR; have them send a new one to `ca sign`)", old.Name, a.layout.PrivateDir())
+		}
+		kt, err := pki.KeyTypeOf(pub)
+		if err != nil {
+			return nil, err
+		}
+		if leafKey, err = pki.GenerateKey(kt, a.opts.Rand); err != nil {
+			return nil, err
+		}
+		pub = leafKey.Public()
+	}
+	lifetime := a.cfg.lifetime(p)
+	cert, err := a.signLeaf(key, linter, p, old.Name, pki.NamesOf(oldCert), pub, lifetime)
+	if err != nil {
+		return nil, err
+	}
+	rec := record(cert, old.Name, p, a.opts.Now())
+	if err := a.store.Replace(ctx, old, rec); err != nil {
+		return nil, fmt.Errorf("recording renewal: %w", err)
+	}
+	out := &Issued{Record: rec, Cert: cert, Key: leafKey}
+	if err := a.writeLeaf(out); err != nil {
+		return out, err
+	}
+	a.audit(ctx, "cert.renewed", append(certAttrs(rec, cert), slog.String("replaces", old.Serial), slog.Bool("rekey", rekey))...)
+	return out, nil
+}
+
+// List returns the records that match f.
+func (a *Authority) List(ctx context.Context, f store.Filter) ([]*store.Cert, error) {
+	return a.store.List(ctx, f)
+}

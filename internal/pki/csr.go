@@ -1,0 +1,107 @@
+package pki
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// MaxCSRSize bounds the CSR input the CA reads. Real CSRs are under 4 KiB;
+// the bound keeps a hostile upload from costing memory or parse time.
+const MaxCSRSize = 64 << 10
+
+// Errors a CSR check returns, for callers that map them to statuses.
+var (
+	ErrMalformedCSR = errors.New("malformed CSR")
+	ErrCSRSignature = errors.New("CSR signature does not verify")
+	ErrCSRAsksForCA = errors.New("CSR asks for a CA certificate")
+)
+
+var oidBasicConstraints = asn1.ObjectIdentifier{2, 5, 29, 19}
+
+// ParseCSR reads one PKCS#10 request, PEM ("CERTIFICATE REQUEST" or the
+// older "NEW CERTIFICATE REQUEST") or raw DER. Anything else in the input,
+// a second block or trailing bytes, is an error: a CSR file holds one CSR.
+func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
+	if len(data) > MaxCSRSize {
+		return nil, fmt.Errorf("%w: %d bytes (limit %d)", ErrMalformedCSR, len(data), MaxCSRSize)
+	}
+	der := data
+	if block, rest := pem.Decode(data); block != nil {
+		if block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST" {
+			return nil, fmt.Errorf("%w: PEM block is %q, want CERTIFICATE REQUEST", ErrMalformedCSR, block.Type)
+		}
+		if len(bytes.TrimSpace(rest)) != 0 {
+			return nil, fmt.Errorf("%w: data after the PEM block", ErrMalformedCSR)
+		}
+		der = block.Bytes
+	} else if bytes.Contains(data, []byte("-----BEGIN")) {
+		return nil, fmt.Errorf("%w: PEM block is truncated or damaged", ErrMalformedCSR)
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedCSR, trimX509(err))
+	}
+	return csr, nil
+}
+
+func trimX509(err error) string { return strings.TrimPrefix(err.Error(), "x509: ") }
+
+// CheckCSR verifies what a CSR proves and asks for, and returns the names
+// it requests. It checks the self-signature (proof of possession), the key
+// strength, that no CA certificate is requested, and the syntax of every
+// name. With cnAsDNS, a CN that is a valid DNS name joins the DNS names
+// (openssl req without a SAN section puts the host name only there).
+func CheckCSR(csr *x509.CertificateRequest, cnAsDNS bool) (Names, error) {
+	if _, err := KeyTypeOf(csr.PublicKey); err != nil {
+		return Names{}, err
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return Names{}, fmt.Errorf("%w: %v", ErrCSRSignature, trimX509(err))
+	}
+	for _, ext := range csr.Extensions {
+		if !ext.Id.Equal(oidBasicConstraints) {
+			continue
+		}
+		var bc struct {
+			IsCA       bool `asn1:"optional"`
+			MaxPathLen int  `asn1:"optional,default:-1"`
+		}
+		if _, err := asn1.Unmarshal(ext.Value, &bc); err != nil {
+			return Names{}, fmt.Errorf("%w: basicConstraints: %v", ErrMalformedCSR, err)
+		}
+		if bc.IsCA {
+			return Names{}, ErrCSRAsksForCA
+		}
+	}
+	uris := make([]string, len(csr.URIs))
+	for i, u := range csr.URIs {
+		uris[i] = u.String()
+	}
+	ips := make([]string, len(csr.IPAddresses))
+	for i, ip := range csr.IPAddresses {
+		ips[i] = ip.String()
+	}
+	dns := append([]string(nil), csr.DNSNames...)
+	if cn := strings.ToLower(csr.Subject.CommonName); cnAsDNS && cn != "" && checkDNSName(cn) == nil && !contains(dns, cn) {
+		dns = append(dns, cn)
+	}
+	names, err := ParseNames(dns, ips, csr.EmailAddresses, uris)
+	if err != nil {
+		return Names{}, fmt.Errorf("%w: %v", ErrMalformedCSR, err)
+	}
+	return names, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,364 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/store"
+)
+
+const certColumns = `serial, name, profile, issuer, subject, not_before, not_after,
+	der, status, revoked_at, reason, created_at, version`
+
+// CreateCert records c. An empty c.Status means active and a zero c.CreatedAt
+// means now; on success c.Status, c.CreatedAt and c.Version (1) hold what was
+// stored, so c can be passed to Replace later.
+func (s *Store) CreateCert(ctx context.Context, c *store.Cert) error {
+	rec := *c
+	if err := prepareNew(&rec); err != nil {
+		return fmt.Errorf("recording certificate %s: %w", c.Serial, err)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if rec.Status == store.StatusActive {
+			if err := supersedeExpired(ctx, tx, rec.Name, time.Now()); err != nil {
+				return err
+			}
+		}
+		return insertCert(ctx, tx, &rec)
+	})
+	if err != nil {
+		return fmt.Errorf("recording certificate %s: %w", c.Serial, err)
+	}
+	c.Status, c.CreatedAt, c.Version = rec.Status, rec.CreatedAt, rec.Version
+	return nil
+}
+
+// prepareNew fills the defaults of a record about to be inserted.
+func prepareNew(c *store.Cert) error {
+	if c.Serial == "" {
+		return errors.New("empty serial")
+	}
+	switch c.Status {
+	case "":
+		c.Status = store.StatusActive
+	case store.StatusActive, store.StatusSuperseded, store.StatusRevoked:
+	default:
+		return fmt.Errorf("unknown status %q", c.Status)
+	}
+	if c.Status == store.StatusRevoked && c.RevokedAt.IsZero() {
+		return errors.New("revoked without a revocation time")
+	}
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = time.Now()
+	}
+	c.Version = 1
+	return nil
+}
+
+// supersedeExpired retires the active certificate of name if it has expired
+// at now (store.Cert.Expired), making room for a new one. An unexpired one is
+// left for the unique index to reject.
+func supersedeExpired(ctx context.Context, tx *sql.Tx, name string, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `UPDATE certs SET status = 'superseded', version = version + 1
+		WHERE name = ? AND status = 'active' AND not_after <= ?`, name, clampTime(now))
+	if err != nil {
+		return fmt.Errorf("superseding expired certificate of %q: %w", name, cleanError(err))
+	}
+	return nil
+}
+
+func insertCert(ctx context.Context, tx *sql.Tx, c *store.Cert) error {
+	args, err := certArgs(c)
+	if err != nil {
+		return err
+	}
+	// A record that breaks both the primary key and the active name index
+	// should report the duplicate serial, the graver of the two (a broken RNG
+	// or a replayed write), but SQLite may check the index first.
+	var one int
+	err = tx.QueryRowContext(ctx, `SELECT 1 FROM certs WHERE serial = ?`, c.Serial).Scan(&one)
+	if err == nil {
+		return store.ErrDuplicateSerial
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return cleanError(err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO certs (`+certColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+	switch sentinel := constraintError(err); {
+	case errors.Is(sentinel, store.ErrNameTaken):
+		return fmt.Errorf("name %q: %w", c.Name, sentinel)
+	case sentinel != nil:
+		return sentinel
+	case err != nil:
+		return cleanError(err)
+	}
+	return nil
+}
+
+// certArgs returns c's column values in certColumns order.
+func certArgs(c *store.Cert) ([]any, error) {
+	var times [3]int64
+	for i, f := range []struct {
+		name string
+		t    time.Time
+	}{{"not_before", c.NotBefore}, {"not_after", c.NotAfter}, {"created_at", c.CreatedAt}} {
+		n, err := encodeTime(f.name, f.t)
+		if err != nil {
+			return nil, err
+		}
+		times[i] = n
+	}
+	var revokedAt sql.NullInt64
+	if !c.RevokedAt.IsZero() {
+		n, err := encodeTime("revoked_at", c.RevokedAt)
+		if err != nil {
+			return nil, err
+		}
+		revokedAt = sql.NullInt64{Int64: n, Valid: true}
+	}
+	der := c.DER
+	if der == nil {
+		der = []byte{} // The column is NOT NULL; a nil slice binds as NULL.
+	}
+	return []any{c.Serial, c.Name, c.Profile, c.Issuer, c.Subject, times[0], times[1],
+		der, string(c.Status), revokedAt, c.Reason, times[2], c.Version}, nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanCert(row scanner) (*store.Cert, error) {
+	var (
+		c                              store.Cert
+		status                         string
+		notBefore, notAfter, createdAt int64
+		revokedAt                      sql.NullInt64
+	)
+	err := row.Scan(&c.Serial, &c.Name, &c.Profile, &c.Issuer, &c.Subject, &notBefore, &notAfter,
+		&c.DER, &status, &revokedAt, &c.Reason, &createdAt, &c.Version)
+	if err != nil {
+		return nil, err
+	}
+	c.Status = store.Status(status)
+	c.NotBefore, c.NotAfter, c.CreatedAt = decodeTime(notBefore), decodeTime(notAfter), decodeTime(createdAt)
+	if revokedAt.Valid {
+		c.RevokedAt = decodeTime(revokedAt.Int64)
+	}
+	return &c, nil
+}
+
+// Replace records c as the active certificate of old's name and supersedes
+// old, in one transaction. It fails with store.ErrConflict if old's version
+// or status changed since it was read, and with store.ErrNotFound if old is
+// not recorded. c.Name may be empty (it takes old's name) but not different;
+// on success c is updated as by CreateCert.
+func (s *Store) Replace(ctx context.Context, old *store.Cert, c *store.Cert) error {
+	rec := *c
+	rec.Status = store.StatusActive
+	if err := prepareNew(&rec); err != nil {
+		return fmt.Errorf("replacing certificate %s with %s: %w", old.Serial, c.Serial, err)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		name, err := supersede(ctx, tx, old)
+		if err != nil {
+			return err
+		}
+		if rec.Name == "" {
+			rec.Name = name
+		}
+		if rec.Name != name {
+			return fmt.Errorf("new certificate is named %q, old one %q", rec.Name, name)
+		}
+		return insertCert(ctx, tx, &rec)
+	})
+	if err != nil {
+		return fmt.Errorf("replacing certificate %s with %s: %w", old.Serial, c.Serial, err)
+	}
+	c.Name, c.Status, c.CreatedAt, c.Version = rec.Name, rec.Status, rec.CreatedAt, rec.Version
+	return nil
+}
+
+// supersede marks old superseded if it is still the active record at
+// old.Version, and returns its name.
+func supersede(ctx context.Context, tx *sql.Tx, old *store.Cert) (string, error) {
+	cur, err := certTx(ctx, tx, old.Serial)
+	if err != nil {
+		return "", err
+	}
+	if cur.Version != old.Version {
+		return "", fmt.Errorf("certificate %s is at version %d, not %d: %w", old.Serial, cur.Version, old.Version, store.ErrConflict)
+	}
+	if cur.Status != store.StatusActive {
+		return "", fmt.Errorf("certificate %s is %s, not active: %w", old.Serial, cur.Status, store.ErrConflict)
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE certs SET status = 'superseded', version = version + 1
+		WHERE serial = ?`, old.Serial)
+	if err != nil {
+		return "", fmt.Errorf("superseding certificate %s: %w", old.Serial, cleanError(err))
+	}
+	return cur.Name, nil
+}
+
+// Cert returns the record with that serial, or store.ErrNotFound.
+func (s *Store) Cert(ctx context.Context, serial string) (*store.Cert, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT `+certColumns+` FROM certs WHERE serial = ?`, serial)
+	return oneCert(row, "certificate "+serial)
+}
+
+// ActiveCert returns the active record of name, or store.ErrNotFound. An
+// expired certificate stays active until it is replaced, so it may be
+// returned; callers check Expired.
+func (s *Store) ActiveCert(ctx context.Context, name string) (*store.Cert, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT `+certColumns+` FROM certs
+		WHERE name = ? AND status = 'active'`, name)
+	return oneCert(row, fmt.Sprintf("active certificate of %q", name))
+}
+
+func certTx(ctx context.Context, tx *sql.Tx, serial string) (*store.Cert, error) {
+	row := tx.QueryRowContext(ctx, `SELECT `+certColumns+` FROM certs WHERE serial = ?`, serial)
+	return oneCert(row, "certificate "+serial)
+}
+
+// oneCert scans a single-row result, naming what was looked up in errors.
+func oneCert(row *sql.Row, what string) (*store.Cert, error) {
+	c, err := scanCert(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", what, cleanError(err))
+	}
+	return c, nil
+}
+
+// List returns the records matching f, oldest (CreatedAt) first; records
+// created at the same instant come in insertion order.
+func (s *Store) List(ctx context.Context, f store.Filter) ([]*store.Cert, error) {
+	where, args := filterSQL(f)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+certColumns+` FROM certs`+where+
+		` ORDER BY created_at, rowid`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing certificates: %w", cleanError(err))
+	}
+	defer rows.Close()
+	var certs []*store.Cert
+	for rows.Next() {
+		c, err := scanCert(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing certificates: %w", cleanError(err))
+		}
+		certs = append(certs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing certificates: %w", cleanError(err))
+	}
+	return certs, nil
+}
+
+// filterSQL returns the WHERE clause (with a leading space, or empty) and
+// its arguments for f. Values are always bound, never spliced.
+func filterSQL(f store.Filter) (string, []any) {
+	var conds []string
+	var args []any
+	add := func(cond string, arg any) {
+		conds = append(conds, cond)
+		args = append(args, arg)
+	}
+	if f.Name != "" {
+		add("name = ?", f.Name)
+	}
+	if f.Profile != "" {
+		add("profile = ?", f.Profile)
+	}
+	if f.Issuer != "" {
+		add("issuer = ?", f.Issuer)
+	}
+	if f.Status != "" {
+		add("status = ?", string(f.Status))
+	}
+	if !f.NotAfterBefore.IsZero() {
+		add("not_after < ?", clampTime(f.NotAfterBefore))
+	}
+	if !f.NotAfterAfter.IsZero() {
+		add("not_after > ?", clampTime(f.NotAfterAfter))
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// Revoke marks the certificate revoked at the given time with an RFC 5280
+// reason code and returns the updated record. Revoking the active
+// certificate of a name frees the name.
+func (s *Store) Revoke(ctx context.Context, serial string, at time.Time, reason int) (*store.Cert, error) {
+	var c *store.Cert
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		c, err = revoke(ctx, tx, serial, at, reason)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("revoking certificate %s: %w", serial, err)
+	}
+	return c, nil
+}
+
+func revoke(ctx context.Context, tx *sql.Tx, serial string, at time.Time, reason int) (*store.Cert, error) {
+	if at.IsZero() {
+		return nil, errors.New("zero revocation time")
+	}
+	n, err := encodeTime("revoked_at", at)
+	if err != nil {
+		return nil, err
+	}
+	c, err := certTx(ctx, tx, serial)
+	if err != nil {
+		return nil, err
+	}
+	if c.Status == store.StatusRevoked {
+		return nil, store.ErrAlreadyRevoked
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE certs SET status = 'revoked', revoked_at = ?, reason = ?,
+		version = version + 1 WHERE serial = ?`, n, reason, serial)
+	if err != nil {
+		return nil, cleanError(err)
+	}
+	c.Status, c.RevokedAt, c.Reason, c.Version = store.StatusRevoked, decodeTime(n), reason, c.Version+1
+	return c, nil
+}
+
+// Revoked returns the CRL entries of issuer whose certificate's NotAfter is
+// at or after notAfterFloor (all of them for a zero floor), in no particular
+// order. It is one indexed query (certs_issuer_status) read as a stream, so
+// a 100,000-entry CRL costs one pass over those rows.
+func (s *Store) Revoked(ctx context.Context, issuer string, notAfterFloor time.Time) ([]store.Revocation, error) {
+	// A zero floor is year 1, which clamps below every stored not_after.
+	floor := clampTime(notAfterFloor)
+	rows, err := s.db.QueryContext(ctx, `SELECT serial, revoked_at, reason FROM certs
+		WHERE issuer = ? AND status = 'revoked' AND not_after >= ?`, issuer, floor)
+	if err != nil {
+		return nil, fmt.Errorf("listing revocations of issuer %s: %w", issuer, cleanError(err))
+	}
+	defer rows.Close()
+	var revs []store.Revocation
+	for rows.Next() {
+		var r store.Revocation
+		var at sql.NullInt64
+		if err := rows.Scan(&r.Serial, &at, &r.Reason); err != nil {
+			return nil, fmt.Errorf("listing revocations of issuer %s: %w", issuer, cleanError(err))
+		}
+		if at.Valid {
+			r.RevokedAt = decodeTime(at.Int64)
+		}
+		revs = append(revs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing revocations of issuer %s: %w", issuer, cleanError(err))
+	}
+	return revs, nil
+}

@@ -1,0 +1,260 @@
+// Package sqlite is the embedded, default implementation of store.Store: one
+// SQLite file (in WAL mode) that several portcullis processes may use at once,
+// for example two `portcullis ca issue` runs. It owns the schema and its
+// migrations (migrations/*.sql, embedded in the binary).
+//
+// Times are stored as INTEGER unix nanoseconds and read back in UTC, so they
+// round-trip exactly; times outside what an int64 of nanoseconds can hold
+// (before 1677-09-21 or after 2262-04-11) are rejected rather than wrapped.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/portcullis-dev/portcullis/internal/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Store is a store.Store backed by one SQLite file.
+type Store struct {
+	db   *sql.DB
+	path string
+	// writes serializes this process's write transactions. SQLite allows one
+	// writer at a time anyway; queueing here instead of in SQLite's busy
+	// handler (which polls with sleeps) keeps in-process contention cheap and
+	// leaves busy_timeout for contention with other processes.
+	writes chan struct{}
+}
+
+// busyTimeout is how long a write waits for another process's write
+// transaction before failing with SQLITE_BUSY. Issuance transactions are a
+// few milliseconds; ten seconds covers a slow disk with fsync per commit.
+const busyTimeout = 10 * time.Second
+
+// Open opens the store at path, creating the file (mode 0600) and the schema
+// if needed and applying pending migrations. It refuses a file that is not a
+// SQLite database, a SQLite database that is not a portcullis store, and a
+// store whose schema is newer than this binary.
+//
+// Open does not run PRAGMA quick_check: it reads the whole file, which for a
+// large CA would be paid by every CLI invocation. Check does it on demand.
+func Open(ctx context.Context, path string) (*Store, error) {
+	s, err := open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("opening store %q: %w", path, err)
+	}
+	return s, nil
+}
+
+func open(ctx context.Context, path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := createPrivate(abs); err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("sqlite", dsn(abs))
+	if err != nil {
+		return nil, err
+	}
+	// Connections are cheap to keep and cost a round of PRAGMAs to open.
+	db.SetMaxIdleConns(4)
+	if err := setup(ctx, db); err != nil {
+		// The setup error is the one worth reporting; closing a pool that
+		// never held a usable connection has nothing to add.
+		_ = db.Close()
+		return nil, err
+	}
+	return &Store{db: db, path: abs, writes: make(chan struct{}, 1)}, nil
+}
+
+func setup(ctx context.Context, db *sql.DB) error {
+	// Ping opens the first connection, which runs the DSN pragmas: this is
+	// where a file that is not a database fails, before anything is written.
+	if err := db.PingContext(ctx); err != nil {
+		return cleanError(err)
+	}
+	if err := checkOwner(ctx, db); err != nil {
+		return err
+	}
+	return migrate(ctx, db)
+}
+
+// createPrivate creates path with mode 0600 if it does not exist, so the
+// database (and the -wal and -shm files SQLite creates with the same mode)
+// is not world-readable. An existing file is left alone.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// dsn builds the modernc.org/sqlite data source name. The pragmas go in the
+// DSN, not in a one-off Exec, because database/sql opens connections at will
+// and each one needs them:
+//   - busy_timeout first, so the pragmas after it wait for other processes;
+//   - journal_mode(WAL): readers never block the writer and vice versa;
+//   - synchronous(FULL): fsync the WAL at every commit, since losing an
+//     issued certificate's record on power loss is not acceptable;
+//   - foreign_keys(1): off by default in SQLite, per connection.
+//
+// _txlock=immediate makes BEGIN take the write lock up front. With deferred
+// transactions two processes that both read and then write can deadlock on
+// the lock upgrade, and SQLite resolves that with SQLITE_BUSY at once,
+// ignoring busy_timeout (https://www.sqlite.org/lang_transaction.html).
+//
+// The path is a file: URI so it is percent-encoded: a literal '?' or '#' in a
+// directory name must not be read as the start of the query.
+func dsn(abs string) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	return u.String()
+}
+
+// Close closes the database. It is safe to call more than once.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("closing store %q: %w", s.path, err)
+	}
+	return nil
+}
+
+// Check runs SQLite's PRAGMA quick_check, which reads the whole file, and
+// reports the first problem it finds. It is for an explicit health check,
+// not for every Open.
+func (s *Store) Check(ctx context.Context) error {
+	var res string
+	if err := s.db.QueryRowContext(ctx, "PRAGMA quick_check(1)").Scan(&res); err != nil {
+		return fmt.Errorf("checking store %q: %w", s.path, cleanError(err))
+	}
+	if res != "ok" {
+		return fmt.Errorf("checking store %q: %s", s.path, res)
+	}
+	return nil
+}
+
+// write runs fn in a write transaction (BEGIN IMMEDIATE, see dsn) and commits
+// it if fn returns nil.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	select {
+	case s.writes <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.writes }()
+
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning transaction: %w", cleanError(err))
+	}
+	if err := fn(tx); err != nil {
+		// fn's error says what went wrong; a failed rollback of a
+		// transaction that is discarded either way adds nothing.
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing: %w", cleanError(err))
+	}
+	return nil
+}
+
+// The range of time.Time.UnixNano.
+var (
+	minTime = time.Unix(0, math.MinInt64).UTC()
+	maxTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// encodeTime returns t as unix nanoseconds. Outside the int64 range UnixNano
+// silently returns garbage, so such times are an error.
+func encodeTime(field string, t time.Time) (int64, error) {
+	if t.Before(minTime) || t.After(maxTime) {
+		return 0, fmt.Errorf("%s %s outside the range the store can hold (%s to %s)",
+			field, t.Format(time.RFC3339), minTime.Format(time.DateOnly), maxTime.Format(time.DateOnly))
+	}
+	return t.UnixNano(), nil
+}
+
+// clampTime is encodeTime for query bounds, where a far-off bound (year 9999
+// for "everything") is meaningful and clamping it does not change the result.
+func clampTime(t time.Time) int64 {
+	switch {
+	case t.Before(minTime):
+		return math.MinInt64
+	case t.After(maxTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+func decodeTime(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// constraintError maps a constraint violation on insert into certs to the
+// store sentinel it stands for, or returns nil if err is not one of them.
+// The extended result code tells the primary key (serial) from a unique
+// index; the message names the index's column, which tells certs_active_name
+// from any unique index a later migration adds.
+func constraintError(err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return nil
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return store.ErrDuplicateSerial
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+		if strings.Contains(se.Error(), "certs.name") {
+			return store.ErrNameTaken
+		}
+	}
+	return nil
+}
+
+// cleanError strips the driver's result code suffix from messages such as
+// "file is not a database (26)"; the code is for the driver's callers, not
+// for an operator reading `opening store "ca.db": file is not a database`.
+func cleanError(err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	msg := se.Error()
+	if i := strings.LastIndex(msg, " ("); i > 0 && strings.HasSuffix(msg, ")") {
+		return &driverError{msg: msg[:i], err: err}
+	}
+	return err
+}
+
+// driverError keeps the driver error for errors.As while printing a shorter
+// message.
+type driverError struct {
+	msg string
+	err error
+}
+
+func (e *driverError) Error() string { return e.msg }
+func (e *driverError) Unwrap() error { return e.err }
