@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -75,7 +76,9 @@ func (c *Config) Validate() error {
 	if c.Version != ConfigVersion {
 		errs = append(errs, fmt.Errorf("version: %d, want %d", c.Version, ConfigVersion))
 	}
-	if _, err := pki.ParseKeyType(string(c.KeyType)); err != nil || c.KeyType == "" {
+	// Only the canonical names: the CA generates keys from KeyType as is,
+	// and pki.GenerateKey knows no aliases ("ecdsa", "P-256").
+	if kt, err := pki.ParseKeyType(string(c.KeyType)); err != nil || kt != c.KeyType {
 		errs = append(errs, fmt.Errorf("key_type: %q is not one of p256, p384, rsa2048, rsa3072", c.KeyType))
 	}
 	if c.TrustDomain == "" || strings.ContainsAny(c.TrustDomain, "/:@ ") {
@@ -159,6 +162,9 @@ func ParseDuration(s string) (time.Duration, error) {
 			v, err := strconv.ParseUint(n, 10, 32)
 			if err != nil {
 				return 0, fmt.Errorf("duration %q: want a whole number of %s", s, map[string]string{"d": "days", "y": "years"}[suffix])
+			}
+			if v > uint64(math.MaxInt64/unit) {
+				return 0, fmt.Errorf("duration %q: too long (over %d years)", s, math.MaxInt64/(365*day))
 			}
 			return time.Duration(v) * unit, nil
 		}

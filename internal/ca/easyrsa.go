@@ -116,13 +116,13 @@ func ImportEasyRSA(ctx context.Context, dir string, st store.Store, o EasyRSAOpt
 		}
 	}
 	now := opts.Now()
-	if err := st.CreateCert(ctx, record(caCert, "ca", pki.ProfileRoot, now)); err != nil {
-		return nil, nil, fmt.Errorf("recording CA certificate: %w", err)
-	}
+	// One transaction: the import is recorded whole or not at all.
+	recs := []*store.Cert{record(caCert, "ca", pki.ProfileRoot, now)}
 	for _, c := range certs {
-		if err := st.CreateCert(ctx, c.rec); err != nil {
-			return nil, nil, fmt.Errorf("recording %s (serial %s): %w", c.rec.Name, c.rec.Serial, err)
-		}
+		recs = append(recs, c.rec)
+	}
+	if err := st.CreateCerts(ctx, recs); err != nil {
+		return nil, nil, err
 	}
 	if n, ok := easyRSACRLNumber(src, caCert); ok {
 		if err := st.SetCRLNumber(ctx, issuerID(caCert), n); err != nil {
@@ -195,7 +195,7 @@ func parseIndexLine(s string) (indexEntry, error) {
 		}
 		e.reason = 0
 		if reason != "" {
-			code, ok := Reasons[reason]
+			code, ok := indexReason(reason)
 			if !ok {
 				return indexEntry{}, fmt.Errorf("unknown revocation reason %q", reason)
 			}
@@ -203,6 +203,21 @@ func parseIndexLine(s string) (indexEntry, error) {
 		}
 	}
 	return e, nil
+}
+
+// indexReason reads the reason openssl ca writes after the revocation
+// time. openssl compares it case-blind and spells it "CACompromise"; with
+// -crl_hold or -crl_compromise it writes a pseudo-reason and a third field
+// ("holdInstruction,<oid>", "keyTime,<time>", "CAkeyTime,<time>").
+func indexReason(s string) (int, bool) {
+	s, _, _ = strings.Cut(s, ",")
+	for name, code := range Reasons {
+		if strings.EqualFold(name, s) {
+			return code, true
+		}
+	}
+	code, ok := map[string]int{"holdinstruction": 6, "keytime": 1, "cakeytime": 2}[strings.ToLower(s)]
+	return code, ok
 }
 
 // collectEasyRSA finds the certificate of every index entry, checks it was
@@ -369,9 +384,12 @@ func writeImportFiles(l Layout, cfg Config, caCert *x509.Certificate, caKey cryp
 		if c.rec.Status != store.StatusActive {
 			continue
 		}
-		out := &Issued{Record: c.rec, Cert: c.cert, Key: c.key}
 		a := &Authority{layout: l}
-		if err := a.writeLeaf(out); err != nil {
+		batch, _, err := a.stageLeaf(c.rec.Name, c.cert, c.key)
+		if err != nil {
+			return err
+		}
+		if err := batch.Commit(); err != nil {
 			return err
 		}
 	}

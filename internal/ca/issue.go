@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/atomicfile"
 	"github.com/portcullis-dev/portcullis/internal/keystore"
 	"github.com/portcullis-dev/portcullis/internal/pki"
 	"github.com/portcullis-dev/portcullis/internal/store"
@@ -29,6 +30,9 @@ type IssueRequest struct {
 	// Lifetime overrides the profile's configured lifetime when positive.
 	Lifetime time.Duration
 }
+
+// MinLifetime is the shortest certificate lifetime the CA issues.
+const MinLifetime = 5 * time.Minute
 
 // Issued is the outcome of an issuance or renewal.
 type Issued struct {
@@ -88,16 +92,16 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (*Issued, error
 	if lifetime <= 0 {
 		lifetime = a.cfg.lifetime(req.Profile)
 	}
+	if lifetime < MinLifetime {
+		return nil, fmt.Errorf("lifetime %s: shorter than %s, the certificate would expire before it is deployed", lifetime, MinLifetime)
+	}
 	cert, err := a.signLeaf(key, linter, req.Profile, req.Name, names, pub, lifetime)
 	if err != nil {
 		return nil, err
 	}
 	rec := record(cert, req.Name, req.Profile, a.opts.Now())
-	if err := a.store.CreateCert(ctx, rec); err != nil {
-		return nil, fmt.Errorf("recording certificate: %w", err)
-	}
-	out := &Issued{Record: rec, Cert: cert, Key: leafKey}
-	if err := a.writeLeaf(out); err != nil {
+	out, err := a.publish(ctx, cert, leafKey, rec, func() error { return a.store.CreateCert(ctx, rec) })
+	if err != nil {
 		return out, err
 	}
 	a.audit(ctx, "cert.issued", certAttrs(rec, cert)...)
@@ -157,24 +161,52 @@ func (a *Authority) signLeaf(key crypto.Signer, linter *pki.Linter, p pki.Profil
 	return signWith(a.opts, a.issuer, key, linter, tmpl, pub)
 }
 
-// writeLeaf writes the key (if generated), the certificate and its chain.
-func (a *Authority) writeLeaf(out *Issued) error {
-	name := out.Record.Name
-	if out.Key != nil {
-		if err := keystore.WriteFile(a.layout.Key(name), out.Key, nil); err != nil {
-			return err
+// stageLeaf writes the key (if generated), the certificate and its chain
+// under temporary names. Nothing is visible until the batch commits, which
+// happens only after the store has the record: a failure to write leaves
+// no record, and a failure to record leaves no file.
+func (a *Authority) stageLeaf(name string, cert *x509.Certificate, key crypto.Signer) (*atomicfile.Batch, []string, error) {
+	chain := append([]*x509.Certificate{cert}, a.chain...)
+	files := []atomicfile.File{
+		{Path: a.layout.Cert(name), Data: pki.EncodeCertificates(cert), Perm: 0o644},
+		{Path: a.layout.Chain(name), Data: pki.EncodeCertificates(chain...), Perm: 0o644},
+	}
+	if key != nil {
+		data, err := keystore.Marshal(key, nil)
+		if err != nil {
+			return nil, nil, err
 		}
-		out.Files = append(out.Files, a.layout.Key(name))
+		// The key first: Commit renames in order, and a certificate file
+		// should never be visible before its key.
+		files = append([]atomicfile.File{{Path: a.layout.Key(name), Data: data, Perm: 0o600}}, files...)
 	}
-	if err := writePublic(a.layout.Cert(name), pki.EncodeCertificates(out.Cert)); err != nil {
-		return err
+	var b atomicfile.Batch
+	if err := b.AddAll(files...); err != nil {
+		return nil, nil, err
 	}
-	chain := append([]*x509.Certificate{out.Cert}, a.chain...)
-	if err := writePublic(a.layout.Chain(name), pki.EncodeCertificates(chain...)); err != nil {
-		return err
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = f.Path
 	}
-	out.Files = append(out.Files, a.layout.Cert(name), a.layout.Chain(name))
-	return nil
+	return &b, paths, nil
+}
+
+// publish records the certificate (through record) and then makes its staged
+// files visible.
+func (a *Authority) publish(ctx context.Context, cert *x509.Certificate, key crypto.Signer, rec *store.Cert, record func() error) (*Issued, error) {
+	batch, files, err := a.stageLeaf(rec.Name, cert, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := record(); err != nil {
+		batch.Abort()
+		return nil, err
+	}
+	out := &Issued{Record: rec, Cert: cert, Key: key, Files: files}
+	if err := batch.Commit(); err != nil {
+		return out, fmt.Errorf("certificate %s is recorded, but %w", rec.Serial, err)
+	}
+	return out, nil
 }
 
 func certAttrs(rec *store.Cert, c *x509.Certificate) []slog.Attr {
@@ -249,11 +281,8 @@ func (a *Authority) Renew(ctx context.Context, ref string, rekey bool) (*Issued,
 		return nil, err
 	}
 	rec := record(cert, old.Name, p, a.opts.Now())
-	if err := a.store.Replace(ctx, old, rec); err != nil {
-		return nil, fmt.Errorf("recording renewal: %w", err)
-	}
-	out := &Issued{Record: rec, Cert: cert, Key: leafKey}
-	if err := a.writeLeaf(out); err != nil {
+	out, err := a.publish(ctx, cert, leafKey, rec, func() error { return a.store.Replace(ctx, old, rec) })
+	if err != nil {
 		return out, err
 	}
 	a.audit(ctx, "cert.renewed", append(certAttrs(rec, cert), slog.String("replaces", old.Serial), slog.Bool("rekey", rekey))...)

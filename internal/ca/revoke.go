@@ -75,7 +75,7 @@ func (a *Authority) Revoke(ctx context.Context, ref string, reason int) (*store.
 	}
 	rec, err := a.store.Revoke(ctx, c.Serial, a.opts.Now(), reason)
 	if err != nil {
-		return nil, fmt.Errorf("revoking %s: %w", c.Serial, err)
+		return nil, err
 	}
 	a.audit(ctx, "cert.revoked", slog.String("serial", rec.Serial), slog.String("name", rec.Name),
 		slog.String("reason", ReasonName(reason)))
@@ -87,7 +87,7 @@ func (a *Authority) Revoke(ctx context.Context, ref string, reason int) (*store.
 
 // CRL signs a new CRL over every unexpired revoked certificate of the
 // issuer, with the next CRL number, writes it to crl.pem atomically, and
-// returns it.
+// returns what it signed (Raw holds the DER).
 func (a *Authority) CRL(ctx context.Context) (*x509.RevocationList, error) {
 	key, _, err := a.issuerKey()
 	if err != nil {
@@ -127,5 +127,8 @@ func (a *Authority) CRL(ctx context.Context) (*x509.RevocationList, error) {
 	}
 	a.audit(ctx, "crl.generated", slog.Int64("crl_number", number), slog.Int("entries", len(entries)),
 		slog.Time("next_update", tmpl.NextUpdate))
-	return x509.ParseRevocationList(der)
+	// The template with its encoding is what was signed; parsing 100,000
+	// entries back would cost a fifth of the time again.
+	tmpl.Raw = der
+	return tmpl, nil
 }

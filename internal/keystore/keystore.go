@@ -99,6 +99,13 @@ func Parse(data []byte, pass Passphrase) (crypto.Signer, error) {
 		if err != nil {
 			return nil, ErrBadPassphrase
 		}
+		// As with PKCS#8: a wrong passphrase leaves valid padding on
+		// garbage about 1 time in 256, and the key parser then fails.
+		k, err := parseDER(block.Type, der)
+		if err != nil {
+			return nil, fmt.Errorf("%w (or a damaged key: %v)", ErrBadPassphrase, err)
+		}
+		return k, nil
 	}
 	return parseDER(block.Type, der)
 }

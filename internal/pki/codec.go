@@ -14,6 +14,8 @@ import (
 // ErrMalformedPEM wraps every certificate-bundle decoding error.
 var ErrMalformedPEM = errors.New("malformed certificate data")
 
+var pemBegin = []byte("-----BEGIN")
+
 // MaxBundleSize bounds a certificate bundle read from an untrusted source.
 const MaxBundleSize = 1 << 20
 
@@ -25,35 +27,43 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 	if len(data) > MaxBundleSize {
 		return nil, fmt.Errorf("%w: %d bytes (limit %d)", ErrMalformedPEM, len(data), MaxBundleSize)
 	}
-	if !bytes.Contains(data, []byte("-----BEGIN")) {
+	if !bytes.Contains(data, pemBegin) {
 		if len(bytes.TrimSpace(data)) == 0 {
 			return nil, fmt.Errorf("%w: empty", ErrMalformedPEM)
 		}
 		c, err := x509.ParseCertificate(data)
 		if err != nil {
-			return nil, fmt.Errorf("%w: not PEM, and DER: %v", ErrMalformedPEM, trimX509(err))
+			return nil, fmt.Errorf("%w: not PEM, and DER: %s", ErrMalformedPEM, derError(err))
 		}
 		return []*x509.Certificate{c}, nil
 	}
 	var certs []*x509.Certificate
 	rest := data
 	for i := 1; ; i++ {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
+		start := bytes.Index(rest, pemBegin)
+		if start < 0 {
 			break
 		}
+		// pem.Decode skips a damaged block and returns the next good one,
+		// which would drop a certificate silently: decode each block on
+		// its own, up to the next BEGIN line.
+		seg := rest[start:]
+		if next := bytes.Index(seg[1:], pemBegin); next >= 0 {
+			seg = seg[:next+1]
+		}
+		block, after := pem.Decode(seg)
+		if block == nil {
+			return nil, fmt.Errorf("%w: block %d is truncated or damaged", ErrMalformedPEM, i)
+		}
+		rest = rest[start+len(seg)-len(after):]
 		if block.Type != "CERTIFICATE" {
 			return nil, fmt.Errorf("%w: block %d is %q, want CERTIFICATE", ErrMalformedPEM, i, block.Type)
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%w: block %d: %v", ErrMalformedPEM, i, trimX509(err))
+			return nil, fmt.Errorf("%w: block %d: %s", ErrMalformedPEM, i, derError(err))
 		}
 		certs = append(certs, c)
-	}
-	if bytes.Contains(rest, []byte("-----BEGIN")) {
-		return nil, fmt.Errorf("%w: block %d is truncated or damaged", ErrMalformedPEM, len(certs)+1)
 	}
 	if len(certs) == 0 {
 		return nil, fmt.Errorf("%w: no CERTIFICATE block", ErrMalformedPEM)

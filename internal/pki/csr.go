@@ -30,6 +30,11 @@ func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
 	if len(data) > MaxCSRSize {
 		return nil, fmt.Errorf("%w: %d bytes (limit %d)", ErrMalformedCSR, len(data), MaxCSRSize)
 	}
+	// pem.Decode skips a damaged block to return the next one; a CSR file
+	// holds one block, so any other BEGIN line is an error.
+	if bytes.Count(data, pemBegin) > 1 {
+		return nil, fmt.Errorf("%w: more than one PEM block", ErrMalformedCSR)
+	}
 	der := data
 	if block, rest := pem.Decode(data); block != nil {
 		if block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST" {
@@ -39,14 +44,30 @@ func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
 			return nil, fmt.Errorf("%w: data after the PEM block", ErrMalformedCSR)
 		}
 		der = block.Bytes
-	} else if bytes.Contains(data, []byte("-----BEGIN")) {
+	} else if bytes.Contains(data, pemBegin) {
 		return nil, fmt.Errorf("%w: PEM block is truncated or damaged", ErrMalformedCSR)
 	}
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedCSR, trimX509(err))
+		return nil, fmt.Errorf("%w: %s", ErrMalformedCSR, derError(err))
 	}
 	return csr, nil
+}
+
+// derError shortens a parse error for one log or CLI line: encoding/asn1
+// errors carry Go struct dumps that mean nothing to an operator.
+func derError(err error) string {
+	msg := trimX509(err)
+	if strings.Contains(msg, "asn1:") {
+		if i := strings.Index(msg, " ("); i > 0 {
+			msg = msg[:i]
+		}
+		if i := strings.Index(msg, " {"); i > 0 {
+			msg = msg[:i]
+		}
+		return "not valid DER (" + msg + ")"
+	}
+	return msg
 }
 
 func trimX509(err error) string { return strings.TrimPrefix(err.Error(), "x509: ") }

@@ -33,6 +33,7 @@ var PrivatePKIExemptions = map[string]string{
 	"e_dnsname_not_valid_tld":                                 "internal names (localhost, .internal, .corp) are the point of a private PKI",
 	"n_san_iana_pub_suffix_empty":                             "internal names have no public suffix",
 	"e_ext_san_contains_reserved_ip":                          "127.0.0.1 and RFC 1918 addresses are what internal services listen on",
+	"e_subject_contains_reserved_ip":                          "an IP-only server gets its IP as CN (Template puts a SAN there), as above",
 	"e_sub_cert_locality_name_must_appear":                    "web-PKI organization validation; the subject O names the fleet, not a vetted legal entity",
 	"e_sub_cert_province_must_appear":                         "web-PKI organization validation, as above",
 	"w_ext_subject_key_identifier_not_recommended_subscriber": "RFC 5280 recommends the SKI on every certificate; CABF's style choice differs",

@@ -92,26 +92,48 @@ type Revocation struct {
 
 // Store persists certificate records. Every method is safe for concurrent use
 // by goroutines and, for the file-backed implementations, by processes.
+//
+// Times are kept to the microsecond (a store may truncate finer parts, as a
+// PostgreSQL timestamptz does) over at least years 1 to 9999, so that a
+// NotAfter of 99991231235959Z, RFC 5280's "no well-defined expiration date",
+// is stored as is. The location of returned times is not specified.
 type Store interface {
-	// CreateCert records a new certificate. If c.Status is active and
-	// another active certificate holds c.Name, it fails with ErrNameTaken,
-	// unless that one has expired, in which case it becomes superseded.
+	// CreateCert records a new certificate. An empty c.Status means active
+	// and a zero c.CreatedAt means now. If c is active and another active
+	// certificate holds c.Name, it fails with ErrNameTaken, unless that one
+	// has expired at c.CreatedAt (the caller's clock, not the store's), in
+	// which case it becomes superseded. A record that both repeats a serial
+	// and claims a taken name fails with ErrDuplicateSerial. On success c
+	// holds what was stored: Status (active if it was empty), CreatedAt (now
+	// if it was zero) and Version (1), so it can be passed to Replace as old.
 	CreateCert(ctx context.Context, c *Cert) error
+	// CreateCerts records several certificates in one transaction: all or
+	// none. Each record follows CreateCert's rules (including ErrNameTaken
+	// against existing records and against earlier records of the same batch
+	// and the superseding of expired active ones); the error names the
+	// first record that failed. On success every element is updated as by
+	// CreateCert; on failure none is. An empty batch does nothing.
+	CreateCerts(ctx context.Context, certs []*Cert) error
 	// Replace records c as the new active certificate for old's name and
 	// marks old superseded, atomically: a renewal. It fails with ErrConflict
-	// if old changed since it was read.
+	// if old changed since it was read (its version differs) or is no longer
+	// active, whatever its version, and with ErrNotFound if old was never
+	// recorded. c.Status is ignored; c.Name may be empty (it takes old's).
+	// On success c is updated as by CreateCert.
 	Replace(ctx context.Context, old *Cert, c *Cert) error
 	// Cert returns the record with that serial.
 	Cert(ctx context.Context, serial string) (*Cert, error)
 	// ActiveCert returns the active certificate for a name.
 	ActiveCert(ctx context.Context, name string) (*Cert, error)
-	// List returns the matching records, oldest first.
+	// List returns the matching records ordered by CreatedAt, oldest first;
+	// records with equal CreatedAt come in the order they were recorded.
 	List(ctx context.Context, f Filter) ([]*Cert, error)
 	// Revoke marks a certificate revoked and returns the updated record.
 	Revoke(ctx context.Context, serial string, at time.Time, reason int) (*Cert, error)
 	// Revoked returns every revoked certificate of an issuer that has not
 	// expired before notAfterFloor (expired entries may drop off a CRL,
-	// RFC 5280 §3.3); a zero floor returns them all.
+	// RFC 5280 §3.3), in no particular order. A certificate whose NotAfter
+	// equals the floor is kept; a zero floor returns them all.
 	Revoked(ctx context.Context, issuer string, notAfterFloor time.Time) ([]Revocation, error)
 	// NextCRLNumber atomically increments and returns the CRL number of an
 	// issuer; it never returns the same number twice, nor a smaller one.

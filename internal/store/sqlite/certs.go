@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -13,121 +14,6 @@ import (
 
 const certColumns = `serial, name, profile, issuer, subject, not_before, not_after,
 	der, status, revoked_at, reason, created_at, version`
-
-// CreateCert records c. An empty c.Status means active and a zero c.CreatedAt
-// means now; on success c.Status, c.CreatedAt and c.Version (1) hold what was
-// stored, so c can be passed to Replace later.
-func (s *Store) CreateCert(ctx context.Context, c *store.Cert) error {
-	rec := *c
-	if err := prepareNew(&rec); err != nil {
-		return fmt.Errorf("recording certificate %s: %w", c.Serial, err)
-	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		if rec.Status == store.StatusActive {
-			if err := supersedeExpired(ctx, tx, rec.Name, time.Now()); err != nil {
-				return err
-			}
-		}
-		return insertCert(ctx, tx, &rec)
-	})
-	if err != nil {
-		return fmt.Errorf("recording certificate %s: %w", c.Serial, err)
-	}
-	c.Status, c.CreatedAt, c.Version = rec.Status, rec.CreatedAt, rec.Version
-	return nil
-}
-
-// prepareNew fills the defaults of a record about to be inserted.
-func prepareNew(c *store.Cert) error {
-	if c.Serial == "" {
-		return errors.New("empty serial")
-	}
-	switch c.Status {
-	case "":
-		c.Status = store.StatusActive
-	case store.StatusActive, store.StatusSuperseded, store.StatusRevoked:
-	default:
-		return fmt.Errorf("unknown status %q", c.Status)
-	}
-	if c.Status == store.StatusRevoked && c.RevokedAt.IsZero() {
-		return errors.New("revoked without a revocation time")
-	}
-	if c.CreatedAt.IsZero() {
-		c.CreatedAt = time.Now()
-	}
-	c.Version = 1
-	return nil
-}
-
-// supersedeExpired retires the active certificate of name if it has expired
-// at now (store.Cert.Expired), making room for a new one. An unexpired one is
-// left for the unique index to reject.
-func supersedeExpired(ctx context.Context, tx *sql.Tx, name string, now time.Time) error {
-	_, err := tx.ExecContext(ctx, `UPDATE certs SET status = 'superseded', version = version + 1
-		WHERE name = ? AND status = 'active' AND not_after <= ?`, name, clampTime(now))
-	if err != nil {
-		return fmt.Errorf("superseding expired certificate of %q: %w", name, cleanError(err))
-	}
-	return nil
-}
-
-func insertCert(ctx context.Context, tx *sql.Tx, c *store.Cert) error {
-	args, err := certArgs(c)
-	if err != nil {
-		return err
-	}
-	// A record that breaks both the primary key and the active name index
-	// should report the duplicate serial, the graver of the two (a broken RNG
-	// or a replayed write), but SQLite may check the index first.
-	var one int
-	err = tx.QueryRowContext(ctx, `SELECT 1 FROM certs WHERE serial = ?`, c.Serial).Scan(&one)
-	if err == nil {
-		return store.ErrDuplicateSerial
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return cleanError(err)
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO certs (`+certColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
-	switch sentinel := constraintError(err); {
-	case errors.Is(sentinel, store.ErrNameTaken):
-		return fmt.Errorf("name %q: %w", c.Name, sentinel)
-	case sentinel != nil:
-		return sentinel
-	case err != nil:
-		return cleanError(err)
-	}
-	return nil
-}
-
-// certArgs returns c's column values in certColumns order.
-func certArgs(c *store.Cert) ([]any, error) {
-	var times [3]int64
-	for i, f := range []struct {
-		name string
-		t    time.Time
-	}{{"not_before", c.NotBefore}, {"not_after", c.NotAfter}, {"created_at", c.CreatedAt}} {
-		n, err := encodeTime(f.name, f.t)
-		if err != nil {
-			return nil, err
-		}
-		times[i] = n
-	}
-	var revokedAt sql.NullInt64
-	if !c.RevokedAt.IsZero() {
-		n, err := encodeTime("revoked_at", c.RevokedAt)
-		if err != nil {
-			return nil, err
-		}
-		revokedAt = sql.NullInt64{Int64: n, Valid: true}
-	}
-	der := c.DER
-	if der == nil {
-		der = []byte{} // The column is NOT NULL; a nil slice binds as NULL.
-	}
-	return []any{c.Serial, c.Name, c.Profile, c.Issuer, c.Subject, times[0], times[1],
-		der, string(c.Status), revokedAt, c.Reason, times[2], c.Version}, nil
-}
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -154,12 +40,13 @@ func scanCert(row scanner) (*store.Cert, error) {
 // Replace records c as the active certificate of old's name and supersedes
 // old, in one transaction. It fails with store.ErrConflict if old's version
 // or status changed since it was read, and with store.ErrNotFound if old is
-// not recorded. c.Name may be empty (it takes old's name) but not different;
-// on success c is updated as by CreateCert.
+// not recorded. c.Status is ignored (c becomes active) and c.Name may be
+// empty (it takes old's name) but not different; on success c is updated as
+// by CreateCert.
 func (s *Store) Replace(ctx context.Context, old *store.Cert, c *store.Cert) error {
 	rec := *c
 	rec.Status = store.StatusActive
-	if err := prepareNew(&rec); err != nil {
+	if err := prepareNew(&rec, time.Now()); err != nil {
 		return fmt.Errorf("replacing certificate %s with %s: %w", old.Serial, c.Serial, err)
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -173,7 +60,13 @@ func (s *Store) Replace(ctx context.Context, old *store.Cert, c *store.Cert) err
 		if rec.Name != name {
 			return fmt.Errorf("new certificate is named %q, old one %q", rec.Name, name)
 		}
-		return insertCert(ctx, tx, &rec)
+		cr, err := newCreator(ctx, tx)
+		if err != nil {
+			return err
+		}
+		// With old superseded no active certificate holds the name, so
+		// only the serial can clash.
+		return cr.insertCert(ctx, &rec)
 	})
 	if err != nil {
 		return fmt.Errorf("replacing certificate %s with %s: %w", old.Serial, c.Serial, err)
@@ -190,15 +83,15 @@ func supersede(ctx context.Context, tx *sql.Tx, old *store.Cert) (string, error)
 		return "", err
 	}
 	if cur.Version != old.Version {
-		return "", fmt.Errorf("certificate %s is at version %d, not %d: %w", old.Serial, cur.Version, old.Version, store.ErrConflict)
+		return "", fmt.Errorf("old record is at version %d, not %d: %w", cur.Version, old.Version, store.ErrConflict)
 	}
 	if cur.Status != store.StatusActive {
-		return "", fmt.Errorf("certificate %s is %s, not active: %w", old.Serial, cur.Status, store.ErrConflict)
+		return "", fmt.Errorf("old record is %s, not active: %w", cur.Status, store.ErrConflict)
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE certs SET status = 'superseded', version = version + 1
 		WHERE serial = ?`, old.Serial)
 	if err != nil {
-		return "", fmt.Errorf("superseding certificate %s: %w", old.Serial, cleanError(err))
+		return "", fmt.Errorf("superseding old record: %w", cleanError(err))
 	}
 	return cur.Name, nil
 }
@@ -206,7 +99,11 @@ func supersede(ctx context.Context, tx *sql.Tx, old *store.Cert) (string, error)
 // Cert returns the record with that serial, or store.ErrNotFound.
 func (s *Store) Cert(ctx context.Context, serial string) (*store.Cert, error) {
 	row := s.db.QueryRowContext(ctx, `SELECT `+certColumns+` FROM certs WHERE serial = ?`, serial)
-	return oneCert(row, "certificate "+serial)
+	c, err := oneCert(row)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", serial, err)
+	}
+	return c, nil
 }
 
 // ActiveCert returns the active record of name, or store.ErrNotFound. An
@@ -215,22 +112,26 @@ func (s *Store) Cert(ctx context.Context, serial string) (*store.Cert, error) {
 func (s *Store) ActiveCert(ctx context.Context, name string) (*store.Cert, error) {
 	row := s.db.QueryRowContext(ctx, `SELECT `+certColumns+` FROM certs
 		WHERE name = ? AND status = 'active'`, name)
-	return oneCert(row, fmt.Sprintf("active certificate of %q", name))
+	c, err := oneCert(row)
+	if err != nil {
+		return nil, fmt.Errorf("active certificate of %q: %w", name, err)
+	}
+	return c, nil
 }
 
+// certTx reads a record inside a write transaction.
 func certTx(ctx context.Context, tx *sql.Tx, serial string) (*store.Cert, error) {
-	row := tx.QueryRowContext(ctx, `SELECT `+certColumns+` FROM certs WHERE serial = ?`, serial)
-	return oneCert(row, "certificate "+serial)
+	return oneCert(tx.QueryRowContext(ctx, `SELECT `+certColumns+` FROM certs WHERE serial = ?`, serial))
 }
 
-// oneCert scans a single-row result, naming what was looked up in errors.
-func oneCert(row *sql.Row, what string) (*store.Cert, error) {
+// oneCert scans a single-row result; no row is store.ErrNotFound.
+func oneCert(row *sql.Row) (*store.Cert, error) {
 	c, err := scanCert(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%s: %w", what, store.ErrNotFound)
+		return nil, store.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", what, cleanError(err))
+		return nil, cleanError(err)
 	}
 	return c, nil
 }
@@ -332,15 +233,24 @@ func revoke(ctx context.Context, tx *sql.Tx, serial string, at time.Time, reason
 	return c, nil
 }
 
+// revokedQuery selects the CRL entries of an issuer (?1) whose not_after is
+// at or after a floor (?2). It must stay answerable from the covering index
+// certs_revoked alone; TestRevokedQueryPlan checks that.
+const revokedQuery = `SELECT serial, revoked_at, reason FROM certs
+	WHERE issuer = ? AND status = 'revoked' AND not_after >= ?`
+
 // Revoked returns the CRL entries of issuer whose certificate's NotAfter is
 // at or after notAfterFloor (all of them for a zero floor), in no particular
-// order. It is one indexed query (certs_issuer_status) read as a stream, so
-// a 100,000-entry CRL costs one pass over those rows.
+// order. It is one query over a covering index, read as a stream, so a
+// 100,000-entry CRL costs one range scan and no per-entry lookups.
 func (s *Store) Revoked(ctx context.Context, issuer string, notAfterFloor time.Time) ([]store.Revocation, error) {
-	// A zero floor is year 1, which clamps below every stored not_after.
-	floor := clampTime(notAfterFloor)
-	rows, err := s.db.QueryContext(ctx, `SELECT serial, revoked_at, reason FROM certs
-		WHERE issuer = ? AND status = 'revoked' AND not_after >= ?`, issuer, floor)
+	// A zero floor means no floor; taken as year 1 it would drop a (bogus)
+	// NotAfter in year 0, which microseconds can hold.
+	floor := int64(math.MinInt64)
+	if !notAfterFloor.IsZero() {
+		floor = clampTime(notAfterFloor)
+	}
+	rows, err := s.db.QueryContext(ctx, revokedQuery, issuer, floor)
 	if err != nil {
 		return nil, fmt.Errorf("listing revocations of issuer %s: %w", issuer, cleanError(err))
 	}

@@ -59,25 +59,39 @@ func migrations() ([]migration, error) {
 	return ms, nil
 }
 
+// header is what Open learns about a database before touching it.
+type header struct {
+	appID   int // PRAGMA application_id
+	version int // PRAGMA user_version: the last migration applied
+	objects int // rows in sqlite_schema: tables, indexes, …
+}
+
+// readHeader reads the header in one statement, hence from one snapshot:
+// separate PRAGMAs could straddle another process's migration commit and see
+// its tables without its application_id.
+func readHeader(ctx context.Context, db *sql.DB) (header, error) {
+	var h header
+	err := db.QueryRowContext(ctx, `SELECT
+		(SELECT application_id FROM pragma_application_id),
+		(SELECT user_version FROM pragma_user_version),
+		(SELECT count(*) FROM sqlite_schema)`).Scan(&h.appID, &h.version, &h.objects)
+	if err != nil {
+		// Unwrapped: this first read of the file is where SQLite reports
+		// "file is not a database", which needs no context.
+		return h, cleanError(err)
+	}
+	return h, nil
+}
+
 // checkOwner refuses a SQLite database that some other program created: one
 // with a foreign application_id, or with tables but no portcullis schema.
-func checkOwner(ctx context.Context, db *sql.DB) error {
-	var appID, version, tables int
-	if err := db.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
-		return cleanError(err)
-	}
-	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return cleanError(err)
-	}
-	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&tables); err != nil {
-		return cleanError(err)
-	}
+func checkOwner(h header) error {
 	switch {
-	case appID == applicationID:
+	case h.appID == applicationID:
 		return nil
-	case appID != 0:
-		return fmt.Errorf("not a portcullis store (application_id %#x)", appID)
-	case version != 0 || tables != 0:
+	case h.appID != 0:
+		return fmt.Errorf("not a portcullis store (application_id %#x)", h.appID)
+	case h.version != 0 || h.objects != 0:
 		return errors.New("not a portcullis store (a SQLite database of another program)")
 	}
 	return nil
@@ -86,22 +100,22 @@ func checkOwner(ctx context.Context, db *sql.DB) error {
 // migrate brings the schema up to the newest embedded version. The version
 // lives in PRAGMA user_version, which is part of the database header and so
 // changes atomically with the migration's transaction.
-func migrate(ctx context.Context, db *sql.DB) error {
+func migrate(ctx context.Context, db *sql.DB, h header) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
 	}
-	v, err := userVersion(ctx, db)
-	if err != nil {
-		return err
-	}
-	if v == len(ms) {
+	switch {
+	case h.version == len(ms):
 		return nil // The common case: no write lock taken.
-	}
-	if v > len(ms) {
-		return fmt.Errorf("%w: version %d, this binary knows up to %d; use a newer portcullis", errSchemaTooNew, v, len(ms))
+	case h.version > len(ms):
+		return tooNew(h.version, len(ms))
 	}
 	return applyMigrations(ctx, db, ms)
+}
+
+func tooNew(version, known int) error {
+	return fmt.Errorf("%w: version %d, this binary knows up to %d; use a newer portcullis", errSchemaTooNew, version, known)
 }
 
 // applyMigrations runs the pending migrations in one write transaction. The
@@ -121,7 +135,7 @@ func applyMigrations(ctx context.Context, db *sql.DB, ms []migration) error {
 		return cleanError(err)
 	}
 	if v > len(ms) {
-		return fmt.Errorf("%w: version %d, this binary knows up to %d; use a newer portcullis", errSchemaTooNew, v, len(ms))
+		return tooNew(v, len(ms))
 	}
 	if v == 0 {
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d", applicationID)); err != nil {
@@ -141,12 +155,4 @@ func applyMigrations(ctx context.Context, db *sql.DB, ms []migration) error {
 		return fmt.Errorf("committing migrations: %w", cleanError(err))
 	}
 	return nil
-}
-
-func userVersion(ctx context.Context, db *sql.DB) (int, error) {
-	var v int
-	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return 0, fmt.Errorf("reading schema version: %w", cleanError(err))
-	}
-	return v, nil
 }

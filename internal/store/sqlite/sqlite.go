@@ -3,9 +3,15 @@
 // for example two `portcullis ca issue` runs. It owns the schema and its
 // migrations (migrations/*.sql, embedded in the binary).
 //
-// Times are stored as INTEGER unix nanoseconds and read back in UTC, so they
-// round-trip exactly; times outside what an int64 of nanoseconds can hold
-// (before 1677-09-21 or after 2262-04-11) are rejected rather than wrapped.
+// Times are stored as INTEGER unix microseconds, the precision of a PostgreSQL
+// timestamptz, and read back in UTC. A time's sub-microsecond part is
+// truncated on write, so a time round-trips exactly if it is a whole number
+// of microseconds and is otherwise read back as t.Truncate(time.Microsecond);
+// query bounds (List's NotAfter filters, Revoked's floor) are truncated the
+// same way. An int64 of microseconds spans some 290,000 years either side of
+// 1970, which covers every time an X.509 certificate can carry, including
+// RFC 5280's "no well-defined expiration date", 9999-12-31T23:59:59Z; times
+// beyond that are rejected rather than wrapped.
 package sqlite
 
 import (
@@ -17,6 +23,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -83,15 +90,59 @@ func open(ctx context.Context, path string) (*Store, error) {
 }
 
 func setup(ctx context.Context, db *sql.DB) error {
-	// Ping opens the first connection, which runs the DSN pragmas: this is
-	// where a file that is not a database fails, before anything is written.
-	if err := db.PingContext(ctx); err != nil {
-		return cleanError(err)
-	}
-	if err := checkOwner(ctx, db); err != nil {
+	// The header read is the first to touch the file: a file that is not a
+	// database fails here, before anything is written to it.
+	h, err := readHeader(ctx, db)
+	if err != nil {
 		return err
 	}
-	return migrate(ctx, db)
+	if err := checkOwner(h); err != nil {
+		return err
+	}
+	if err := ensureWAL(ctx, db); err != nil {
+		return err
+	}
+	return migrate(ctx, db, h)
+}
+
+// ensureWAL puts the file in WAL mode, in which readers and the writer do not
+// block each other. The mode is a property of the file, not of a connection,
+// so once is enough and later connections, in any process, find it set.
+//
+// It is not a DSN pragma because the switch needs an exclusive lock and SQLite
+// does not run the busy handler for it: processes opening a new store at the
+// same time fail at once with SQLITE_BUSY (seen in TestMultiProcess; also
+// https://github.com/russellromney/honker/pull/102). So retry for as long as
+// busy_timeout would have waited. On a file already in WAL mode the pragma
+// takes no lock.
+func ensureWAL(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(busyTimeout)
+	wait := time.Millisecond
+	for {
+		var mode string
+		err := db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+		switch {
+		case err == nil && strings.EqualFold(mode, "wal"):
+			return nil
+		case err == nil:
+			// SQLite keeps the old mode where WAL cannot work, such as on
+			// a file system without shared memory.
+			return fmt.Errorf("switching to WAL mode: journal mode stays %q", mode)
+		case !isBusy(err) || time.Now().After(deadline):
+			return fmt.Errorf("switching to WAL mode: %w", cleanError(err))
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return fmt.Errorf("switching to WAL mode: %w", ctx.Err())
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // createPrivate creates path with mode 0600 if it does not exist, so the
@@ -108,14 +159,17 @@ func createPrivate(path string) error {
 	return f.Close()
 }
 
-// dsn builds the modernc.org/sqlite data source name. The pragmas go in the
-// DSN, not in a one-off Exec, because database/sql opens connections at will
-// and each one needs them:
-//   - busy_timeout first, so the pragmas after it wait for other processes;
-//   - journal_mode(WAL): readers never block the writer and vice versa;
+// dsn builds the modernc.org/sqlite data source name. The per-connection
+// pragmas go in the DSN, not in a one-off Exec, because database/sql opens
+// connections at will and each one needs them (the driver runs busy_timeout
+// first, so the others wait for other processes):
+//   - busy_timeout: wait for another process's write transaction instead of
+//     failing with SQLITE_BUSY;
 //   - synchronous(FULL): fsync the WAL at every commit, since losing an
 //     issued certificate's record on power loss is not acceptable;
-//   - foreign_keys(1): off by default in SQLite, per connection.
+//   - foreign_keys(1): off by default in SQLite.
+//
+// journal_mode is not among them: see ensureWAL.
 //
 // _txlock=immediate makes BEGIN take the write lock up front. With deferred
 // transactions two processes that both read and then write can deadlock on
@@ -127,7 +181,6 @@ func createPrivate(path string) error {
 func dsn(abs string) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_txlock", "immediate")
@@ -183,24 +236,29 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-// The range of time.Time.UnixNano.
+// The range of time.Time.UnixMicro: about 290,000 years either side of 1970.
 var (
-	minTime = time.Unix(0, math.MinInt64).UTC()
-	maxTime = time.Unix(0, math.MaxInt64).UTC()
+	minTime = time.UnixMicro(math.MinInt64).UTC()
+	maxTime = time.UnixMicro(math.MaxInt64).UTC()
 )
 
-// encodeTime returns t as unix nanoseconds. Outside the int64 range UnixNano
-// silently returns garbage, so such times are an error.
+// encodeTime returns t as unix microseconds, truncating (toward the past)
+// any sub-microsecond part. Outside the int64 range UnixMicro silently
+// returns garbage, so such times are an error.
+//
+// Microseconds rather than nanoseconds because an int64 of nanoseconds ends
+// in 2262, before the 9999-12-31 NotAfter that RFC 5280 §4.1.2.5 prescribes
+// for certificates without an expiry date, which an imported PKI may hold.
 func encodeTime(field string, t time.Time) (int64, error) {
 	if t.Before(minTime) || t.After(maxTime) {
-		return 0, fmt.Errorf("%s %s outside the range the store can hold (%s to %s)",
+		return 0, fmt.Errorf("%s %s is outside the range the store can hold (%s to %s)",
 			field, t.Format(time.RFC3339), minTime.Format(time.DateOnly), maxTime.Format(time.DateOnly))
 	}
-	return t.UnixNano(), nil
+	return t.UnixMicro(), nil
 }
 
-// clampTime is encodeTime for query bounds, where a far-off bound (year 9999
-// for "everything") is meaningful and clamping it does not change the result.
+// clampTime is encodeTime for query bounds, where a bound beyond the range
+// still has a meaning and clamping it does not change the result.
 func clampTime(t time.Time) int64 {
 	switch {
 	case t.Before(minTime):
@@ -208,10 +266,10 @@ func clampTime(t time.Time) int64 {
 	case t.After(maxTime):
 		return math.MaxInt64
 	}
-	return t.UnixNano()
+	return t.UnixMicro()
 }
 
-func decodeTime(n int64) time.Time { return time.Unix(0, n).UTC() }
+func decodeTime(n int64) time.Time { return time.UnixMicro(n).UTC() }
 
 // constraintError maps a constraint violation on insert into certs to the
 // store sentinel it stands for, or returns nil if err is not one of them.
@@ -234,19 +292,25 @@ func constraintError(err error) error {
 	return nil
 }
 
-// cleanError strips the driver's result code suffix from messages such as
-// "file is not a database (26)"; the code is for the driver's callers, not
-// for an operator reading `opening store "ca.db": file is not a database`.
+// driverSuffix matches what modernc.org/sqlite appends to SQLite's message:
+// the result code, and for SQLITE_BUSY its name.
+var driverSuffix = regexp.MustCompile(` \(\d+\)( \(SQLITE_[A-Z_]+\))?$`)
+
+// cleanError strips the driver's suffix from messages such as "file is not a
+// database (26)"; the code is for programs, which get it from the wrapped
+// *sqlite.Error, not for an operator reading
+// `opening store "ca.db": file is not a database`.
 func cleanError(err error) error {
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
 		return err
 	}
-	msg := se.Error()
-	if i := strings.LastIndex(msg, " ("); i > 0 && strings.HasSuffix(msg, ")") {
-		return &driverError{msg: msg[:i], err: err}
+	short := driverSuffix.ReplaceAllString(se.Error(), "")
+	if short == se.Error() {
+		return err
 	}
-	return err
+	// err may wrap se; keep whatever it says around it.
+	return &driverError{msg: strings.Replace(err.Error(), se.Error(), short, 1), err: err}
 }
 
 // driverError keeps the driver error for errors.As while printing a shorter

@@ -1,10 +1,12 @@
 package sqlite_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"os/exec"
@@ -12,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -57,16 +58,20 @@ func newCert(t testing.TB, name string) *store.Cert {
 	}
 }
 
-// TestNanosecondsUTC pins what the package doc promises beyond storetest:
-// times come back to the nanosecond, in UTC.
-func TestNanosecondsUTC(t *testing.T) {
+// TestMicrosecondsUTC pins what the package doc promises beyond storetest:
+// times come back in UTC, truncated (toward the past) to the microsecond,
+// from before 1970 to RFC 5280's 9999-12-31 "no expiry", and CreateCert
+// writes back the CreatedAt that Cert returns.
+func TestMicrosecondsUTC(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "ca.db"))
 	defer s.Close()
 	zone := time.FixedZone("UTC-7", -7*3600)
+	noExpiry := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
 	c := newCert(t, "web")
-	c.NotBefore = time.Date(2030, 1, 2, 3, 4, 5, 123456789, zone)
-	c.NotAfter = time.Date(2262, 4, 11, 0, 0, 0, 1, time.UTC)
+	c.NotBefore = time.Date(1950, 1, 2, 3, 4, 5, 123456789, zone)
+	c.NotAfter = noExpiry
 	c.CreatedAt = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC).Add(-time.Nanosecond)
+	want := *c // The times as given, before CreateCert writes back.
 	if err := s.CreateCert(t.Context(), c); err != nil {
 		t.Fatalf("CreateCert() = %v", err)
 	}
@@ -82,44 +87,78 @@ func TestNanosecondsUTC(t *testing.T) {
 		field     string
 		got, want time.Time
 	}{
-		{"NotBefore", got.NotBefore, c.NotBefore},
-		{"NotAfter", got.NotAfter, c.NotAfter},
-		{"CreatedAt", got.CreatedAt, c.CreatedAt},
-		{"RevokedAt", got.RevokedAt, at},
+		{"NotBefore", got.NotBefore, time.Date(1950, 1, 2, 10, 4, 5, 123456000, time.UTC)},
+		{"NotAfter", got.NotAfter, noExpiry},
+		{"CreatedAt", got.CreatedAt, time.Date(1969, 12, 31, 23, 59, 59, 999999000, time.UTC)},
+		{"written-back CreatedAt", c.CreatedAt, got.CreatedAt},
+		{"RevokedAt", got.RevokedAt, time.Date(2031, 5, 6, 14, 8, 9, 987654000, time.UTC)},
 	} {
 		if !tt.got.Equal(tt.want) || tt.got.Location() != time.UTC {
-			t.Errorf("%s = %v, want %v in UTC", tt.field, tt.got, tt.want.UTC())
+			t.Errorf("%s = %v, want %v in UTC", tt.field, tt.got, tt.want)
 		}
+	}
+	if !want.CreatedAt.After(c.CreatedAt) {
+		t.Errorf("written-back CreatedAt = %v, want %v truncated", c.CreatedAt, want.CreatedAt)
+	}
+
+	// The truncated NotAfter is what expiry is judged on: 9999 is not
+	// expired at the end of 9999, and the certificate stays on the CRL.
+	revs, err := s.Revoked(t.Context(), c.Issuer, noExpiry)
+	if err != nil || len(revs) != 1 {
+		t.Errorf("Revoked(floor 9999-12-31T23:59:59Z) = %v, %v; want the certificate", revs, err)
 	}
 }
 
-// TestTimeOutOfRange checks that a time an int64 of nanoseconds cannot hold
-// is refused, not wrapped around: RFC 5280 §4.1.2.5 allows a NotAfter of
-// 9999-12-31 for "no well-defined expiration date".
+// TestTimeOutOfRange checks that a time an int64 of microseconds cannot
+// hold is refused, not wrapped around, and that a zero validity time, which
+// it could hold, is refused as a caller's mistake.
 func TestTimeOutOfRange(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "ca.db"))
 	defer s.Close()
 	tests := []struct {
-		name string
-		edit func(c *store.Cert)
+		name    string
+		edit    func(c *store.Cert)
+		wantErr string
 	}{
-		{"not after 9999", func(c *store.Cert) { c.NotAfter = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC) }},
-		{"not before 1600", func(c *store.Cert) { c.NotBefore = time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC) }},
-		{"zero not after", func(c *store.Cert) { c.NotAfter = time.Time{} }},
+		{"not after year 300000", func(c *store.Cert) {
+			c.NotAfter = time.Date(300_000, 1, 1, 0, 0, 0, 0, time.UTC)
+		}, "not_after 300000-01-01T00:00:00Z is outside the range the store can hold"},
+		{"not before year -300000", func(c *store.Cert) {
+			c.NotBefore = time.Date(-300_000, 1, 1, 0, 0, 0, 0, time.UTC)
+		}, "outside the range"},
+		{"created at year 300000", func(c *store.Cert) {
+			c.CreatedAt = time.Date(300_000, 1, 1, 0, 0, 0, 0, time.UTC)
+		}, "outside the range"},
+		{"revoked at year 300000", func(c *store.Cert) {
+			c.Status, c.RevokedAt = store.StatusRevoked, time.Date(300_000, 1, 1, 0, 0, 0, 0, time.UTC)
+		}, "outside the range"},
+		{"zero not after", func(c *store.Cert) { c.NotAfter = time.Time{} }, "zero NotBefore or NotAfter"},
+		{"zero not before", func(c *store.Cert) { c.NotBefore = time.Time{} }, "zero NotBefore or NotAfter"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newCert(t, "web")
 			tt.edit(c)
 			err := s.CreateCert(t.Context(), c)
-			if err == nil || !strings.Contains(err.Error(), "outside the range") {
-				t.Errorf("CreateCert(%s) = %v, want an out of range error", tt.name, err)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("CreateCert(%s) = %v, want an error containing %q", tt.name, err, tt.wantErr)
 			}
 			if _, err := s.Cert(t.Context(), c.Serial); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("Cert(refused) = %v, want %v", err, store.ErrNotFound)
 			}
 		})
 	}
+
+	t.Run("revoke at year 300000", func(t *testing.T) {
+		c := newCert(t, "revoke")
+		if err := s.CreateCert(t.Context(), c); err != nil {
+			t.Fatalf("CreateCert() = %v", err)
+		}
+		_, err := s.Revoke(t.Context(), c.Serial, time.Date(300_000, 1, 1, 0, 0, 0, 0, time.UTC), 1)
+		if err == nil || !strings.Contains(err.Error(), "outside the range") {
+			t.Errorf("Revoke(year 300000) = %v, want an out of range error", err)
+		}
+	})
 }
 
 func TestOpenNotADatabase(t *testing.T) {
@@ -243,24 +282,27 @@ func TestMultiProcess(t *testing.T) {
 		return
 	}
 	path := filepath.Join(t.TempDir(), "ca.db")
-	outs := make([]bytes.Buffer, procs)
-	errs := make([]error, procs)
-	var wg sync.WaitGroup
-	for i := range procs {
-		cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestMultiProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), childDBEnv+"="+path, childIDEnv+"="+strconv.Itoa(i))
-		cmd.Stdout, cmd.Stderr = &outs[i], &outs[i]
-		wg.Go(func() { errs[i] = cmd.Run() })
+	children := make([]*child, procs)
+	for i := range children {
+		children[i] = startChild(t, path, i)
 	}
-	wg.Wait()
+	// Release them together, or process start-up would spread them out
+	// until they barely overlap.
+	for _, c := range children {
+		c.waitReady(t)
+	}
+	for _, c := range children {
+		c.stdin.Close()
+	}
 
 	var crls []int64
 	sharedWins := 0
-	for i := range procs {
-		if errs[i] != nil {
-			t.Fatalf("child %d: %v\n%s", i, errs[i], outs[i].String())
+	for i, c := range children {
+		out, err := c.finish()
+		if err != nil {
+			t.Fatalf("child %d: %v\n%s", i, err, out)
 		}
-		for line := range strings.Lines(outs[i].String()) {
+		for line := range strings.Lines(out) {
 			switch f := strings.Fields(line); {
 			case len(f) == 2 && f[0] == "crl":
 				n, err := strconv.ParseInt(f[1], 10, 64)
@@ -297,9 +339,66 @@ func TestMultiProcess(t *testing.T) {
 	}
 }
 
+// child is a running TestMultiProcess child.
+type child struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout *bufio.Reader
+	head   strings.Builder // what it printed up to "ready"
+}
+
+func startChild(t *testing.T, path string, id int) *child {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestMultiProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), childDBEnv+"="+path, childIDEnv+"="+strconv.Itoa(id))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout // The pipe StdoutPipe set: one stream to read.
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return &child{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(stdout)}
+}
+
+// waitReady reads the child's output up to its "ready" line.
+func (c *child) waitReady(t *testing.T) {
+	t.Helper()
+	for {
+		line, err := c.stdout.ReadString('\n')
+		c.head.WriteString(line)
+		if line == "ready\n" {
+			return
+		}
+		if err != nil {
+			out, werr := c.finish()
+			t.Fatalf("child exited before ready: %v\n%s", werr, out)
+		}
+	}
+}
+
+// finish reads the rest of the child's output and waits for it to exit.
+func (c *child) finish() (string, error) {
+	rest, rerr := io.ReadAll(c.stdout)
+	out := c.head.String() + string(rest)
+	if err := c.cmd.Wait(); err != nil {
+		return out, err
+	}
+	return out, rerr
+}
+
 // multiProcessChild is the body of one TestMultiProcess child. It reports on
 // stdout, one "crl N" line per CRL number and "shared won" or "shared taken".
 func multiProcessChild(t *testing.T, path, id string) {
+	fmt.Println("ready")
+	if _, err := io.ReadAll(os.Stdin); err != nil { // The parent closes it to start us.
+		t.Fatal(err)
+	}
 	s := open(t, path)
 	defer s.Close()
 	ctx := t.Context()
@@ -338,4 +437,66 @@ func BenchmarkCreateCert(b *testing.B) {
 			b.Fatalf("CreateCert() = %v", err)
 		}
 	}
+}
+
+// batchOf returns n certificates with serials and names counting up from
+// first, cheaper to make than newCert's random serials.
+func batchOf(first, n int) []*store.Cert {
+	der := bytes.Repeat([]byte{0x30}, 800)
+	now := time.Now()
+	certs := make([]*store.Cert, n)
+	for i := range certs {
+		id := fmt.Sprintf("%032x", first+i)
+		certs[i] = &store.Cert{
+			Serial: id, Name: "d" + id, Profile: "device", Issuer: "a1a1", Subject: "CN=d" + id,
+			NotBefore: now, NotAfter: now.Add(90 * 24 * time.Hour), DER: der,
+		}
+	}
+	return certs
+}
+
+// TestCreateCertsLarge records a batch large enough to spill SQLite's page
+// cache to the WAL before the commit, and checks it all landed. The 100,000
+// of BenchmarkCreateCerts100k take a minute under the race detector.
+func TestCreateCertsLarge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("records 5,000 certificates")
+	}
+	s := open(t, filepath.Join(t.TempDir(), "ca.db"))
+	defer s.Close()
+	const n = 5_000
+	certs := batchOf(0, n)
+	start := time.Now()
+	if err := s.CreateCerts(t.Context(), certs); err != nil {
+		t.Fatalf("CreateCerts(%d) = %v", n, err)
+	}
+	t.Logf("CreateCerts(%d) took %v", n, time.Since(start))
+	all, err := s.List(t.Context(), store.Filter{Profile: "device"})
+	if err != nil || len(all) != n {
+		t.Fatalf("List() = %d records, %v; want %d", len(all), err, n)
+	}
+	for _, i := range []int{0, n / 2, n - 1} {
+		if all[i].Serial != certs[i].Serial || certs[i].Version != 1 {
+			t.Errorf("record %d: List() serial %s, written-back version %d; want %s, 1", i, all[i].Serial, certs[i].Version, certs[i].Serial)
+		}
+	}
+}
+
+// BenchmarkCreateCerts100k records batches of 100,000 certificates, as the
+// import of a large PKI does.
+func BenchmarkCreateCerts100k(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "ca.db"))
+	defer s.Close()
+	const n = 100_000
+	next := 0
+	for b.Loop() {
+		b.StopTimer()
+		certs := batchOf(next, n)
+		next += n
+		b.StartTimer()
+		if err := s.CreateCerts(b.Context(), certs); err != nil {
+			b.Fatalf("CreateCerts(%d) = %v", n, err)
+		}
+	}
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "certs/s")
 }

@@ -54,6 +54,15 @@ func testTimesRoundTrip(t *testing.T, s store.Store) {
 			c.RevokedAt = base.Add(time.Hour)
 			c.Reason = 1
 		}},
+		// RFC 5280 §4.1.2.5: 99991231235959Z is "no well-defined
+		// expiration date", which imported certificates may carry.
+		{"no expiry", func(c *store.Cert) {
+			c.NotAfter = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+		}},
+		// UTCTime reaches back to 1950.
+		{"before 1970", func(c *store.Cert) {
+			c.NotBefore = time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC).Add(-time.Microsecond)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,6 +139,24 @@ func testExpiredActiveSuperseded(t *testing.T, s store.Store) {
 	if err != nil || got.Serial != c.Serial {
 		t.Errorf("ActiveCert(web) = %v, %v; want %s", got, err, c.Serial)
 	}
+}
+
+// testExpiryAtCreatedAt checks that expiry is judged at the new record's
+// CreatedAt, the caller's clock, not at the store's.
+func testExpiryAtCreatedAt(t *testing.T, s store.Store) {
+	old := newCert(t, "web")
+	old.NotAfter = now().Add(time.Hour)
+	mustCreate(t, s, old)
+
+	early := newCert(t, "web")
+	early.CreatedAt = old.NotAfter.Add(-time.Second)
+	if err := s.CreateCert(t.Context(), early); !errors.Is(err, store.ErrNameTaken) {
+		t.Errorf("CreateCert(CreatedAt before old NotAfter) = %v, want %v", err, store.ErrNameTaken)
+	}
+	late := newCert(t, "web")
+	late.CreatedAt = old.NotAfter // Expired means !now.Before(NotAfter).
+	mustCreate(t, s, late)
+	wantStatus(t, s, old.Serial, store.StatusSuperseded, 2)
 }
 
 func testInactiveDoesNotHoldName(t *testing.T, s store.Store) {

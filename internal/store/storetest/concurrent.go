@@ -2,9 +2,13 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
@@ -53,6 +57,16 @@ func testSetCRLNumber(t *testing.T, s store.Store) {
 			}
 		})
 	}
+
+	t.Run("no wrap around", func(t *testing.T) {
+		if err := s.SetCRLNumber(t.Context(), "max", math.MaxInt64); err != nil {
+			t.Fatalf("SetCRLNumber(MaxInt64) = %v", err)
+		}
+		// Anything but an error would repeat or lower a number.
+		if got, err := s.NextCRLNumber(t.Context(), "max"); err == nil {
+			t.Errorf("NextCRLNumber() after MaxInt64 = %d, want an error", got)
+		}
+	})
 }
 
 func testConcurrentNextCRLNumber(t *testing.T, s store.Store) {
@@ -187,5 +201,29 @@ func testConcurrentRevoke(t *testing.T, s store.Store) {
 	if got.Reason != winner || got.Version != 2 {
 		t.Errorf("after racing Revokes, Cert() = reason %d version %d, want the winner's reason %d and version 2",
 			got.Reason, got.Version, winner)
+	}
+}
+
+// testConcurrentCreateCerts races batches that all claim one name: one
+// batch wins whole, the others leave nothing.
+func testConcurrentCreateCerts(t *testing.T, s store.Store) {
+	const n = 8
+	batches := make([][]*store.Cert, n)
+	for i := range batches {
+		batches[i] = []*store.Cert{
+			newCert(t, fmt.Sprint("own-a-", i)),
+			newCert(t, "shared"),
+			newCert(t, fmt.Sprint("own-b-", i)),
+		}
+	}
+	errs := race(n, func(i int) error { return s.CreateCerts(t.Context(), batches[i]) })
+	winner := wantOneWinner(t, "CreateCerts", errs, store.ErrNameTaken)
+
+	all, err := s.List(t.Context(), store.Filter{})
+	if err != nil {
+		t.Fatalf("List() = %v", err)
+	}
+	if diff := cmp.Diff(serials(batches[winner]), serials(all)); diff != "" {
+		t.Errorf("List() after racing batches: want the winner's records only (-want +got):\n%s", diff)
 	}
 }

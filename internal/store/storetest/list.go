@@ -99,6 +99,24 @@ func testListOrder(t *testing.T, s store.Store) {
 	if diff := cmp.Diff(want, serials(got)); diff != "" {
 		t.Errorf("List() order mismatch (-want +got):\n%s", diff)
 	}
+
+	// Records created at the same instant come in the order they were
+	// recorded, whatever their serials.
+	want = nil
+	for range 10 {
+		c := newCert(t, "tie")
+		c.Status = store.StatusSuperseded
+		c.CreatedAt = base
+		mustCreate(t, s, c)
+		want = append(want, c.Serial)
+	}
+	got, err = s.List(t.Context(), store.Filter{Name: "tie"})
+	if err != nil {
+		t.Fatalf("List() = %v", err)
+	}
+	if diff := cmp.Diff(want, serials(got)); diff != "" {
+		t.Errorf("List() of equal CreatedAt: order mismatch (-want +got):\n%s", diff)
+	}
 }
 
 func testRevoke(t *testing.T, s store.Store) {

@@ -7,16 +7,27 @@
 //   - CreateCert and Replace write back what they stored: c.Status (an empty
 //     status means active), c.CreatedAt (a zero one means now) and c.Version
 //     (1), so a created record can be handed to Replace as old.
+//   - CreateCert judges whether the active certificate it would displace has
+//     expired at c.CreatedAt, so a caller with its own (fake) clock gets
+//     answers consistent with that clock.
 //   - Times come back equal under time.Equal (go-cmp uses it) to what was
-//     stored, at least to the microsecond: the suite's times are whole
-//     microseconds, the precision of a postgres timestamptz. Stores that keep
-//     more (sqlite keeps nanoseconds) test that themselves. The location of
+//     stored, to the microsecond: the suite's times are whole microseconds,
+//     the precision of a postgres timestamptz and of the sqlite store, and
+//     range from 1950 to 9999-12-31T23:59:59Z (RFC 5280's "no expiry"). How
+//     a store treats finer parts is its own to test. The location of
 //     returned times is not pinned.
-//   - List's order is CreatedAt, oldest first; Revoked's order is not pinned.
+//   - List's order is CreatedAt, oldest first, then the order of recording;
+//     Revoked's order is not pinned.
 //   - Revoked keeps a certificate whose NotAfter equals notAfterFloor: it has
 //     not expired before the floor.
 //   - Replace of an old record that is no longer active fails with
 //     ErrConflict, whatever its version.
+//   - A record that both repeats a serial and claims a taken name fails with
+//     ErrDuplicateSerial, the graver of the two.
+//   - CreateCerts applies CreateCert's rules record by record, in order, so
+//     a record may supersede an expired active one recorded earlier in the
+//     same batch; on failure its error contains the failing record's serial,
+//     nothing of the batch is recorded and no element of the batch changes.
 package storetest
 
 import (
@@ -41,11 +52,17 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"CreateAndGet", testCreateAndGet},
 		{"CreateDefaults", testCreateDefaults},
+		{"CreateCerts", testCreateCerts},
+		{"CreateCertsInBatchNames", testCreateCertsInBatchNames},
+		{"CreateCertsAtomic", testCreateCertsAtomic},
+		{"CreateCertsEmpty", testCreateCertsEmpty},
+		{"CreateCertsListed", testCreateCertsListed},
 		{"TimesRoundTrip", testTimesRoundTrip},
 		{"NotFound", testNotFound},
 		{"DuplicateSerial", testDuplicateSerial},
 		{"NameTaken", testNameTaken},
 		{"ExpiredActiveSuperseded", testExpiredActiveSuperseded},
+		{"ExpiryAtCreatedAt", testExpiryAtCreatedAt},
 		{"InactiveDoesNotHoldName", testInactiveDoesNotHoldName},
 		{"Replace", testReplace},
 		{"ReplaceConflict", testReplaceConflict},
@@ -61,6 +78,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SetCRLNumber", testSetCRLNumber},
 		{"ConcurrentNextCRLNumber", testConcurrentNextCRLNumber},
 		{"ConcurrentCreateSameName", testConcurrentCreateSameName},
+		{"ConcurrentCreateCerts", testConcurrentCreateCerts},
 		{"ConcurrentReplace", testConcurrentReplace},
 		{"ConcurrentRevoke", testConcurrentRevoke},
 	}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make run`: on first run, creates a demo CA in $DATA (a root, an
+# intermediate, a server certificate for localhost and a device
+# certificate), then prints what to do next. The control server that will
+# serve it arrives in a later release; until then this is the CA alone.
+set -euo pipefail
+BIN=${BIN:-bin/portcullis}
+DATA=${DATA:-./portcullis-data}
+PASS="$DATA/passphrase"
+
+if [ ! -f "$DATA/ca.yaml" ]; then
+	mkdir -p "$DATA"
+	if [ ! -f "$PASS" ]; then
+		# A random passphrase in a 0600 file keeps the demo non-interactive.
+		# In production keep it out of the CA directory (a secret manager,
+		# or type it at the prompt).
+		(umask 077; head -c 24 /dev/urandom | base64 > "$PASS")
+	fi
+	"$BIN" ca init --dir "$DATA" --passphrase-file "$PASS" \
+		--root-cn "Portcullis Demo Root CA" --intermediate-cn "Portcullis Demo Intermediate CA" --org "Portcullis Demo"
+	"$BIN" ca issue server localhost --dir "$DATA" --passphrase-file "$PASS" --dns localhost --ip 127.0.0.1
+	"$BIN" ca issue device demo-laptop --dir "$DATA" --passphrase-file "$PASS"
+else
+	echo "Demo CA already in $DATA (delete the directory to start over)."
+fi
+echo
+"$BIN" ca list --dir "$DATA"
+cat <<EOT
+
+Next steps (the CA passphrase is in $PASS):
+  $BIN ca issue client alice --dir $DATA --passphrase-file $PASS --email alice@example.com
+  $BIN ca revoke alice --dir $DATA --passphrase-file $PASS --reason keyCompromise
+  $BIN ca export demo-laptop --dir $DATA --p12 --password-file $PASS
+  openssl verify -CAfile $DATA/ca.crt -untrusted $DATA/intermediate.crt $DATA/issued/localhost.crt
+
+The tunnel, control server, agent and gateway are not built yet; see README.md.
+EOT
