@@ -115,6 +115,9 @@ func Open(ctx context.Context, dir string, st store.Store, opts Options) (*Autho
 		a.chain = []*x509.Certificate{a.issuer}
 	}
 	a.issuerSKI = fmt.Sprintf("%x", a.issuer.SubjectKeyId)
+	if !pki.LintAvailable {
+		opts.Logger.Warn("this build cannot lint certificates before signing them (zlint does not build for this OS); run the CA on Linux or macOS")
+	}
 	return a, nil
 }
 

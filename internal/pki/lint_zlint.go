@@ -1,0 +1,77 @@
+//go:build !windows
+
+package pki
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	zx509 "github.com/zmap/zcrypto/x509"
+	"github.com/zmap/zlint/v3"
+	"github.com/zmap/zlint/v3/lint"
+)
+
+// LintAvailable reports whether this build lints before it signs. zcrypto,
+// which zlint parses with, does not build for Windows; Windows binaries are
+// for the agent, and a CA should run on Linux or macOS.
+const LintAvailable = true
+
+// LintSources are the zlint sources every certificate is linted against
+// before it is signed. The RFCs are too weak alone to catch a sloppy private
+// CA, so the CA/Browser Forum Baseline Requirements join them as a hygiene
+// baseline, minus the web-PKI-only lints in PrivatePKIExemptions.
+var LintSources = lint.SourceList{
+	lint.RFC5280, lint.RFC5480, lint.RFC3279, lint.RFC8813, lint.RFC5891,
+	lint.Community, lint.CABFBaselineRequirements,
+}
+
+func registry(exemptions ...map[string]string) func() (lint.Registry, error) {
+	return sync.OnceValues(func() (lint.Registry, error) {
+		var names []string
+		for _, m := range exemptions {
+			for n := range m {
+				names = append(names, n)
+			}
+		}
+		return lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: LintSources, ExcludeNames: names})
+	})
+}
+
+var (
+	onlineRegistry  = registry(PrivatePKIExemptions)
+	offlineRegistry = registry(PrivatePKIExemptions, OfflineRevocationExemptions)
+)
+
+// LintDER lints a DER certificate and returns an error wrapping ErrLint that
+// names every lint at warning level or worse.
+func LintDER(der []byte, o LintOptions) error {
+	reg, err := onlineRegistry()
+	if o.OfflineRevocation {
+		reg, err = offlineRegistry()
+	}
+	if err != nil {
+		return fmt.Errorf("building lint registry: %w", err)
+	}
+	c, err := zx509.ParseCertificate(der)
+	if err != nil {
+		return fmt.Errorf("%w: zcrypto cannot parse it: %v", ErrLint, err)
+	}
+	rs := zlint.LintCertificateEx(c, reg)
+	if !rs.WarningsPresent && !rs.ErrorsPresent && !rs.FatalsPresent {
+		return nil
+	}
+	var bad []string
+	for name, r := range rs.Results {
+		if r.Status >= lint.Warn {
+			s := name
+			if r.Details != "" {
+				s += " (" + r.Details + ")"
+			}
+			bad = append(bad, s)
+		}
+	}
+	sort.Strings(bad)
+	return fmt.Errorf("%w: %s", ErrLint, strings.Join(bad, "; "))
+}
