@@ -5,7 +5,7 @@
 # (under CI=true a test whose peer is missing fails).
 set -euo pipefail
 
-PACKAGES=(curl openssl easy-rsa ca-certificates)
+PACKAGES=(curl openssl easy-rsa ca-certificates stunnel4 nginx libnginx-mod-stream)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

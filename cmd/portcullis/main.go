@@ -86,7 +86,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
-	root.AddCommand(newCACmd(), newVersionCmd())
+	root.AddCommand(newCACmd(), newTunnelCmd(), newVersionCmd())
 	return root
 }
 

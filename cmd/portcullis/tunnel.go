@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portcullis-dev/portcullis/internal/obs"
+	"github.com/portcullis-dev/portcullis/internal/tunnel"
+)
+
+// tunnelFlags mirror ghostunnel's flags so its users can swap binaries.
+type tunnelFlags struct {
+	configFile, status, logFormat, logLevel string
+	check                                   bool
+	timedReload                             time.Duration
+	svc                                     tunnel.Service
+	storepass                               string
+	allowAll                                bool
+	connectTimeout, closeTimeout            time.Duration
+	handshakeTimeout, maxLifetime           time.Duration
+	shutdownTimeout                         time.Duration
+	crls                                    []string
+	ocsp                                    bool
+	revocationMode                          string
+}
+
+func newTunnelCmd() *cobra.Command {
+	f := &tunnelFlags{}
+	c := &cobra.Command{
+		Use:   "tunnel [--config tunnels.yaml [--check]]",
+		Short: "mTLS proxy: terminate mTLS to a plaintext backend (server) or carry plaintext over mTLS (client)",
+		Long: `An mTLS proxy with ghostunnel's flags.
+
+  portcullis tunnel server --listen :8443 --target 127.0.0.1:8080 --cert s.crt --key s.key --cacert ca.crt --allow-uri 'spiffe://corp/device/*'
+  portcullis tunnel client --listen 127.0.0.1:9000 --target backend:8443 --keystore device.p12 --storepass-file p --cacert ca.crt
+  portcullis tunnel --config tunnels.yaml          # many services, SNI routing, failover
+  portcullis tunnel --config tunnels.yaml --check  # validate and load, then exit
+
+SIGHUP reloads the configuration and certificates; SIGTERM drains.`,
+		Args: exactArgs(0, "a mode (server, client) or --config"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			if f.configFile == "" {
+				return usageError{errors.New("tunnel: want `tunnel server`, `tunnel client` or `tunnel --config FILE`")}
+			}
+			load := func() (tunnel.Config, error) { return loadTunnelConfig(f.configFile) }
+			return runTunnel(c, f, load)
+		},
+	}
+	c.Flags().StringVar(&f.configFile, "config", "", "tunnels.yaml with one or more services")
+	c.Flags().BoolVar(&f.check, "check", false, "with --config: load everything (certificates, CRLs), report, exit")
+	addCommonTunnelFlags(c, f)
+	c.AddCommand(newTunnelModeCmd(tunnel.ModeServer), newTunnelModeCmd(tunnel.ModeClient))
+	return c
+}
+
+func addCommonTunnelFlags(c *cobra.Command, f *tunnelFlags) {
+	fl := c.PersistentFlags()
+	fl.StringVar(&f.status, "status", "", "status listener address: /healthz /readyz /metrics /status")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.DurationVar(&f.timedReload, "timed-reload", 0, "also re-read certificates at this interval (the file watch always runs)")
+}
+
+func newTunnelModeCmd(mode string) *cobra.Command {
+	f := &tunnelFlags{}
+	f.svc.Mode = mode
+	short := "Terminate mTLS on --listen and forward plaintext to --target"
+	if mode == tunnel.ModeClient {
+		short = "Accept plaintext on --listen and carry it to --target over mTLS"
+	}
+	c := &cobra.Command{
+		Use:   mode,
+		Short: short,
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, err := f.config()
+			if err != nil {
+				return usageError{err}
+			}
+			return runTunnel(c, f, func() (tunnel.Config, error) { return cfg, nil })
+		},
+	}
+	fl := c.Flags()
+	s := &f.svc
+	fl.StringVar(&s.Listen, "listen", "", "address to listen on: host:port or unix:PATH")
+	fl.StringSliceVar(&s.Targets, "target", nil, "target address (repeatable: failover in order)")
+	fl.StringVar(&s.Failover, "failover", tunnel.FailoverPriority, "with several targets: priority or round-robin")
+	fl.StringVar(&s.Identity.Keystore, "keystore", "", "PEM bundle (chain + key) or PKCS#12 with this side's identity")
+	fl.StringVar(&f.storepass, "storepass", "", "password of --keystore (visible in ps; prefer --storepass-file)")
+	fl.StringVar(&s.Identity.StorepassFile, "storepass-file", "", "file holding the password of --keystore or --key")
+	fl.StringVar(&s.Identity.Cert, "cert", "", "certificate chain (PEM)")
+	fl.StringVar(&s.Identity.Key, "key", "", "private key (PEM)")
+	fl.StringVar(&s.Identity.CACert, "cacert", "", "CA bundle peers are verified against")
+	fl.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "timeout to connect to a target")
+	fl.DurationVar(&f.handshakeTimeout, "handshake-timeout", 10*time.Second, "timeout for a TLS handshake")
+	fl.DurationVar(&f.closeTimeout, "close-timeout", time.Second, "after one side closes, how long the other may still send")
+	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 5*time.Minute, "on SIGTERM, how long to drain open connections")
+	fl.DurationVar(&f.maxLifetime, "max-conn-lifetime", 0, "close connections older than this (0: never)")
+	fl.IntVar(&s.MaxConns, "max-concurrent-conns", 0, "refuse connections beyond this many (0: unlimited)")
+	fl.BoolVar(&s.UnsafeTarget, "unsafe-target", false, "allow a non-loopback plaintext target (server mode)")
+	fl.BoolVar(&s.UnsafeListen, "unsafe-listen", false, "allow a non-loopback plaintext listener (client mode)")
+	fl.StringSliceVar(&f.crls, "crl", nil, "CRL file or URL to check peers against (repeatable)")
+	fl.BoolVar(&f.ocsp, "ocsp", false, "check peers with the OCSP responder in their certificate")
+	fl.StringVar(&f.revocationMode, "revocation", "fail-closed", "without fresh revocation data: fail-open or fail-closed")
+	if mode == tunnel.ModeServer {
+		fl.BoolVar(&f.allowAll, "allow-all", false, "allow every client with a certificate from --cacert")
+		fl.StringSliceVar(&s.Allow.CN, "allow-cn", nil, "allow clients with this subject CN (repeatable)")
+		fl.StringSliceVar(&s.Allow.OU, "allow-ou", nil, "allow clients with this subject OU")
+		fl.StringSliceVar(&s.Allow.DNS, "allow-dns", nil, "allow clients with this DNS SAN (*.example.com)")
+		fl.StringSliceVar(&s.Allow.IP, "allow-ip", nil, "allow clients with this IP SAN or CIDR")
+		fl.StringSliceVar(&s.Allow.URI, "allow-uri", nil, "allow clients with this URI SAN (* one segment, ** any)")
+		fl.BoolVar(&s.ProxyProtocol, "proxy-protocol", false, "send a PROXY v2 header with the client's address and identity to the target")
+	} else {
+		fl.StringSliceVar(&s.Verify.CN, "verify-cn", nil, "require this CN in the server certificate")
+		fl.StringSliceVar(&s.Verify.OU, "verify-ou", nil, "require this OU in the server certificate")
+		fl.StringSliceVar(&s.Verify.DNS, "verify-dns", nil, "require this DNS SAN in the server certificate")
+		fl.StringSliceVar(&s.Verify.IP, "verify-ip", nil, "require this IP SAN in the server certificate")
+		fl.StringSliceVar(&s.Verify.URI, "verify-uri", nil, "require this URI SAN in the server certificate")
+		fl.StringVar(&s.ServerName, "override-server-name", "", "server name to send (SNI) and verify (default: the target's host)")
+		fl.BoolVar(&s.DisableAuthentication, "disable-authentication", false, "present no client certificate")
+	}
+	return c
+}
+
+// config turns single-service flags into a Config.
+func (f *tunnelFlags) config() (tunnel.Config, error) {
+	s := f.svc
+	s.Name = s.Mode
+	s.Allow.AllowAll = f.allowAll
+	s.ConnectTimeout, s.HandshakeTimeout = tunnel.Duration(f.connectTimeout), tunnel.Duration(f.handshakeTimeout)
+	s.CloseTimeout, s.MaxConnLifetime = tunnel.Duration(f.closeTimeout), tunnel.Duration(f.maxLifetime)
+	if f.storepass != "" {
+		if s.Identity.StorepassFile != "" {
+			return tunnel.Config{}, errors.New("--storepass and --storepass-file exclude each other")
+		}
+		s.Identity.Storepass = f.storepass
+	}
+	if s.Mode == tunnel.ModeClient && s.ServerName == "" && len(s.Targets) > 0 {
+		if host, _, err := net.SplitHostPort(s.Targets[0]); err == nil {
+			s.ServerName = host
+		}
+	}
+	if len(f.crls) > 0 || f.ocsp {
+		s.Revocation = &tunnel.Revocation{CRLs: f.crls, OCSP: f.ocsp, Mode: f.revocationMode}
+	}
+	cfg := tunnel.Config{Version: tunnel.ConfigVersion, Status: f.status, ShutdownTimeout: tunnel.Duration(f.shutdownTimeout),
+		Services: []tunnel.Service{s}}.WithDefaults()
+	return cfg, cfg.Validate()
+}
+
+func loadTunnelConfig(path string) (tunnel.Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return tunnel.Config{}, fmt.Errorf("reading tunnel config: %w", err)
+	}
+	cfg, err := tunnel.ParseConfig(data)
+	if err != nil {
+		return tunnel.Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func runTunnel(c *cobra.Command, f *tunnelFlags, load func() (tunnel.Config, error)) error {
+	root := c
+	for root.HasParent() && root.Parent().Name() != "portcullis" {
+		root = root.Parent()
+	}
+	if root != c {
+		// Persistent flags live on `tunnel`; modes read them from there.
+		pf := root.PersistentFlags()
+		f.status = firstSet(f.status, pf.Lookup("status").Value.String())
+		f.logFormat = pf.Lookup("log-format").Value.String()
+		f.logLevel = pf.Lookup("log-level").Value.String()
+		if d, err := time.ParseDuration(pf.Lookup("timed-reload").Value.String()); err == nil {
+			f.timedReload = d
+		}
+	}
+	log, err := obs.NewLogger(c.ErrOrStderr(), f.logFormat, f.logLevel)
+	if err != nil {
+		return usageError{err}
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	if f.status != "" {
+		cfg.Status = f.status
+	}
+	ctx, stop := signal.NotifyContext(c.Context(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	p, err := tunnel.New(ctx, cfg, tunnel.Options{Logger: log, Audit: obs.NewAuditLogger(c.ErrOrStderr()), TimedReload: f.timedReload})
+	if err != nil {
+		return err
+	}
+	if f.check {
+		stop()
+		fmt.Fprintf(c.OutOrStdout(), "%s: %d services OK\n", f.configFile, len(cfg.Services))
+		return nil
+	}
+	for name, a := range p.Addrs() {
+		log.Info("listening", slog.String("listen", name), slog.String("addr", a.String()))
+	}
+	if cfg.Status != "" {
+		if err := serveStatus(ctx, cfg.Status, p.StatusHandler(), log); err != nil {
+			return err
+		}
+	}
+	go reloadOnHUP(ctx, p, load, log)
+	return p.Run(ctx)
+}
+
+func firstSet(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// reloadOnHUP re-reads the configuration (and with it every certificate,
+// key and CRL) on SIGHUP.
+func reloadOnHUP(ctx context.Context, p *tunnel.Proxy, load func() (tunnel.Config, error), log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP: reloading")
+			cfg, err := load()
+			if err == nil {
+				err = p.Reload(cfg)
+			}
+			if err != nil {
+				log.Error("reload failed; the previous configuration keeps running", slog.Any("error", err))
+			}
+		}
+	}
+}
+
+func serveStatus(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	a, err := tunnel.ParseAddr(addr)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen(a.Network, a.Address)
+	if err != nil {
+		return fmt.Errorf("status listener: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go srv.Serve(ln)
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	log.Info("status listener", slog.String("addr", ln.Addr().String()))
+	return nil
+}

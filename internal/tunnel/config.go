@@ -1,0 +1,334 @@
+package tunnel
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/portcullis-dev/portcullis/internal/policy"
+	"github.com/portcullis-dev/portcullis/internal/revocation"
+)
+
+// ConfigVersion is the tunnels.yaml schema version.
+const ConfigVersion = 1
+
+// Modes of a service.
+const (
+	ModeServer = "server" // terminate mTLS, forward plaintext to the targets
+	ModeClient = "client" // accept plaintext, dial the targets over mTLS
+)
+
+// Config is a tunnel process: many services, one status listener. Flags
+// (one service, ghostunnel's names) and tunnels.yaml both fill it.
+type Config struct {
+	Version int `yaml:"version"`
+	// Status is the address of the status listener (/healthz, /readyz,
+	// /metrics, /status); empty for none.
+	Status          string    `yaml:"status,omitempty"`
+	ShutdownTimeout Duration  `yaml:"shutdown_timeout,omitempty"`
+	Services        []Service `yaml:"services"`
+}
+
+// Service is one proxied service.
+type Service struct {
+	Name   string `yaml:"name"`
+	Mode   string `yaml:"mode"`
+	Listen string `yaml:"listen"`
+	// SNI lists the server names this service answers for when several
+	// server-mode services share a listen address; at most one service of
+	// a shared address may leave it empty (the default).
+	SNI      []string `yaml:"sni,omitempty"`
+	Targets  []string `yaml:"targets"`
+	Failover string   `yaml:"failover,omitempty"`
+
+	Identity Identity `yaml:"identity"`
+	// Allow (server mode) admits clients by certificate identity.
+	Allow policy.Rules `yaml:"allow,omitempty"`
+	// Verify (client mode) checks the server's certificate identity on top
+	// of the chain and, when ServerName is set, the host name.
+	Verify     policy.Rules `yaml:"verify,omitempty"`
+	ServerName string       `yaml:"server_name,omitempty"`
+	// DisableAuthentication (client mode): present no client certificate.
+	DisableAuthentication bool `yaml:"disable_authentication,omitempty"`
+
+	Revocation *Revocation `yaml:"revocation,omitempty"`
+	// ProxyProtocol (server mode): send a PROXY v2 header with the client's
+	// address and verified identity to the target.
+	ProxyProtocol bool `yaml:"proxy_protocol,omitempty"`
+
+	ConnectTimeout   Duration `yaml:"connect_timeout,omitempty"`
+	HandshakeTimeout Duration `yaml:"handshake_timeout,omitempty"`
+	CloseTimeout     Duration `yaml:"close_timeout,omitempty"`
+	MaxConnLifetime  Duration `yaml:"max_conn_lifetime,omitempty"`
+	MaxConns         int      `yaml:"max_concurrent_conns,omitempty"`
+	// UnsafeTarget / UnsafeListen allow a plaintext side that is not
+	// loopback or a UNIX socket.
+	UnsafeTarget bool `yaml:"unsafe_target,omitempty"`
+	UnsafeListen bool `yaml:"unsafe_listen,omitempty"`
+}
+
+// Identity is where a service's certificate, key and trusted CAs come from.
+type Identity struct {
+	Cert     string `yaml:"cert,omitempty"`
+	Key      string `yaml:"key,omitempty"`
+	Keystore string `yaml:"keystore,omitempty"`
+	// StorepassFile holds the PKCS#12 password or the key passphrase.
+	StorepassFile string `yaml:"storepass_file,omitempty"`
+	// Storepass is the password itself, from ghostunnel's --storepass flag;
+	// a config file names a file instead.
+	Storepass string `yaml:"-"`
+	CACert    string `yaml:"cacert"`
+}
+
+// Revocation configures the checks of peer certificates.
+type Revocation struct {
+	CRLs     []string `yaml:"crls,omitempty"`
+	OCSP     bool     `yaml:"ocsp,omitempty"`
+	Mode     string   `yaml:"mode,omitempty"`
+	Refresh  Duration `yaml:"refresh,omitempty"`
+	MaxStale Duration `yaml:"max_stale,omitempty"`
+}
+
+// Defaults, in one place. Timeouts follow ghostunnel's where it has them.
+const (
+	defaultConnectTimeout   = 10 * time.Second
+	defaultHandshakeTimeout = 10 * time.Second
+	defaultCloseTimeout     = time.Second
+	defaultShutdownTimeout  = 5 * time.Minute
+)
+
+// WithDefaults returns a copy of c with every unset value at its default.
+func (c Config) WithDefaults() Config {
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = Duration(defaultShutdownTimeout)
+	}
+	svcs := make([]Service, len(c.Services))
+	for i, s := range c.Services {
+		if s.Failover == "" {
+			s.Failover = FailoverPriority
+		}
+		if s.ConnectTimeout == 0 {
+			s.ConnectTimeout = Duration(defaultConnectTimeout)
+		}
+		if s.HandshakeTimeout == 0 {
+			s.HandshakeTimeout = Duration(defaultHandshakeTimeout)
+		}
+		if s.CloseTimeout == 0 {
+			s.CloseTimeout = Duration(defaultCloseTimeout)
+		}
+		if s.Name == "" {
+			s.Name = fmt.Sprintf("%s-%s", s.Mode, s.Listen)
+		}
+		svcs[i] = s
+	}
+	c.Services = svcs
+	return c
+}
+
+// Validate reports every problem at once and changes nothing. It expects
+// defaults applied.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Version != ConfigVersion {
+		errs = append(errs, fmt.Errorf("version: %d, want %d", c.Version, ConfigVersion))
+	}
+	if len(c.Services) == 0 {
+		errs = append(errs, errors.New("services: none"))
+	}
+	if c.Status != "" {
+		if _, err := ParseAddr(c.Status); err != nil {
+			errs = append(errs, fmt.Errorf("status: %w", err))
+		}
+	}
+	names := map[string]bool{}
+	byListen := map[string][]*Service{}
+	for i := range c.Services {
+		s := &c.Services[i]
+		if names[s.Name] {
+			errs = append(errs, fmt.Errorf("service %q: name used twice", s.Name))
+		}
+		names[s.Name] = true
+		errs = append(errs, s.validate())
+		byListen[s.Listen] = append(byListen[s.Listen], s)
+	}
+	for listen, group := range byListen {
+		errs = append(errs, validateShared(listen, group))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Service) validate() error {
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("service %q: "+format, append([]any{s.Name}, a...)...))
+	}
+	if s.Mode != ModeServer && s.Mode != ModeClient {
+		bad("mode %q: want server or client", s.Mode)
+	}
+	listen, err := ParseAddr(s.Listen)
+	if err != nil {
+		bad("listen: %v", err)
+	}
+	if len(s.Targets) == 0 {
+		bad("targets: none")
+	}
+	for _, t := range s.Targets {
+		a, err := ParseAddr(t)
+		if err != nil {
+			bad("target: %v", err)
+			continue
+		}
+		if s.Mode == ModeServer && !s.UnsafeTarget && !a.Loopback() {
+			bad("target %s is not loopback or a UNIX socket: plaintext would cross the network (set unsafe_target / --unsafe-target to allow)", t)
+		}
+	}
+	if s.Mode == ModeClient && err == nil && !s.UnsafeListen && !listen.Loopback() {
+		bad("listen %s is not loopback or a UNIX socket: anyone on the network could use this client's identity (set unsafe_listen / --unsafe-listen to allow)", s.Listen)
+	}
+	if s.Failover != FailoverPriority && s.Failover != FailoverRoundRobin {
+		bad("failover %q: want priority or round-robin", s.Failover)
+	}
+	id := s.Identity
+	switch {
+	case id.Keystore != "" && (id.Cert != "" || id.Key != ""):
+		bad("identity: keystore and cert/key exclude each other")
+	case s.Mode == ModeClient && s.DisableAuthentication:
+	case id.Keystore == "" && (id.Cert == "" || id.Key == ""):
+		bad("identity: want keystore, or cert and key")
+	}
+	if id.CACert == "" {
+		bad("identity.cacert: required (the CA bundle peers are verified against)")
+	}
+	if s.Mode == ModeServer {
+		if err := s.Allow.Validate(); err != nil {
+			bad("allow: %v", err)
+		}
+		if s.ServerName != "" || s.DisableAuthentication || !emptyRules(s.Verify) {
+			bad("server_name, verify and disable_authentication are client-mode settings")
+		}
+	} else {
+		if !emptyRules(s.Verify) {
+			if err := s.Verify.Validate(); err != nil {
+				bad("verify: %v", err)
+			}
+		}
+		if !emptyRules(s.Allow) || s.ProxyProtocol || len(s.SNI) > 0 {
+			bad("allow, sni and proxy_protocol are server-mode settings")
+		}
+	}
+	if s.Revocation != nil {
+		if _, err := s.Revocation.config(); err != nil {
+			bad("revocation: %v", err)
+		}
+	}
+	if s.MaxConns < 0 {
+		bad("max_concurrent_conns: negative")
+	}
+	return errors.Join(errs...)
+}
+
+// validateShared checks services sharing a listen address: all server mode,
+// SNI names unique, at most one default.
+func validateShared(listen string, group []*Service) error {
+	if len(group) < 2 {
+		return nil
+	}
+	var errs []error
+	seen := map[string]string{}
+	defaults := 0
+	for _, s := range group {
+		if s.Mode != ModeServer {
+			errs = append(errs, fmt.Errorf("listen %s: shared by %d services, and %q is not server mode (only server mode routes by SNI)", listen, len(group), s.Name))
+		}
+		if len(s.SNI) == 0 {
+			defaults++
+		}
+		for _, n := range s.SNI {
+			n = strings.ToLower(n)
+			if other, ok := seen[n]; ok {
+				errs = append(errs, fmt.Errorf("listen %s: sni %q claimed by %q and %q", listen, n, other, s.Name))
+			}
+			seen[n] = s.Name
+		}
+	}
+	if defaults > 1 {
+		errs = append(errs, fmt.Errorf("listen %s: %d services without sni; at most one may be the default", listen, defaults))
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Revocation) config() (revocation.Config, error) {
+	c := revocation.Config{CRLs: r.CRLs, OCSP: r.OCSP, Mode: revocation.Mode(r.Mode),
+		Refresh: time.Duration(r.Refresh), MaxStale: time.Duration(r.MaxStale)}
+	if len(c.CRLs) == 0 && !c.OCSP {
+		return c, errors.New("neither crls nor ocsp")
+	}
+	switch c.Mode {
+	case "", revocation.FailOpen, revocation.FailClosed:
+	default:
+		return c, fmt.Errorf("mode %q: want fail-open or fail-closed", r.Mode)
+	}
+	return c, nil
+}
+
+// ParseConfig decodes tunnels.yaml strictly (unknown keys, a second
+// document and a missing version are errors), applies defaults and
+// validates.
+func ParseConfig(data []byte) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Config{}, errors.New("empty config")
+		}
+		return Config{}, err
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Config{}, errors.New("more than one YAML document")
+	}
+	if c.Version == 0 {
+		return Config{}, errors.New("version: missing")
+	}
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Duration reads Go durations ("10s", "1m30s") or plain seconds.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if secs, err := strconv.ParseFloat(n.Value, 64); err == nil {
+		*d = Duration(secs * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("duration %q: want like 10s or 1m", n.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q: negative", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// emptyRules reports whether no access rule is set: a client-mode service
+// then checks the chain and host name only, as ghostunnel without --verify-*.
+func emptyRules(r policy.Rules) bool {
+	return !r.AllowAll && len(r.CN)+len(r.OU)+len(r.DNS)+len(r.IP)+len(r.URI)+len(r.Email)+len(r.SPKI)+len(r.Issuer) == 0
+}

@@ -1,0 +1,240 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// connLog is the one wide line logged when a connection ends.
+type connLog struct {
+	service, peer, target, identity, outcome string
+	up, down                                 int64
+	start                                    time.Time
+	resumed                                  bool
+	err                                      error
+}
+
+func (p *Proxy) finish(s *service, l *connLog) {
+	s.m.total.WithLabelValues(s.cfg.Name, l.outcome).Inc()
+	if l.up > 0 {
+		s.m.bytes.WithLabelValues(s.cfg.Name, "up").Add(float64(l.up))
+	}
+	if l.down > 0 {
+		s.m.bytes.WithLabelValues(s.cfg.Name, "down").Add(float64(l.down))
+	}
+	level := slog.LevelInfo
+	if l.outcome != outcomeOK {
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.String("service", l.service), slog.String("peer", l.peer), slog.String("identity", l.identity),
+		slog.String("target", l.target), slog.Int64("bytes_up", l.up), slog.Int64("bytes_down", l.down),
+		slog.Duration("duration", time.Since(l.start)), slog.String("outcome", l.outcome), slog.Bool("resumed", l.resumed),
+	}
+	if l.err != nil {
+		attrs = append(attrs, slog.String("error", l.err.Error()))
+	}
+	p.opts.Logger.LogAttrs(context.Background(), level, "connection", attrs...)
+}
+
+// handleServer terminates mTLS from a client and forwards plaintext.
+func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn) {
+	cl := &connLog{peer: c.RemoteAddr().String(), start: time.Now()}
+	conf := l.sniConf
+	if len(r.bySNI) == 0 && r.def != nil {
+		conf = r.def.tlsConf
+	}
+	// The service is known for sure only after the hello (SNI); until then
+	// limits and timeouts use the default or the only one.
+	pre := r.def
+	if pre == nil {
+		for _, s := range r.bySNI {
+			pre = s
+			break
+		}
+	}
+	tc := tls.Server(c, conf)
+	c.SetDeadline(time.Now().Add(time.Duration(pre.cfg.HandshakeTimeout)))
+	start := time.Now()
+	err := tc.HandshakeContext(p.ctx)
+	cs := tc.ConnectionState()
+	s := r.pick(cs.ServerName)
+	if s == nil {
+		s = pre
+	}
+	cl.service = s.cfg.Name
+	if err != nil {
+		cl.outcome, cl.err = outcomeHandshake, err
+		if isDenial(err) {
+			cl.outcome = outcomeDenied
+		}
+		s.m.handshakeErr.WithLabelValues(s.cfg.Name, handshakeReason(err)).Inc()
+		tc.Close()
+		p.finish(s, cl)
+		return
+	}
+	c.SetDeadline(time.Time{})
+	s.m.handshake.WithLabelValues(s.cfg.Name).Observe(time.Since(start).Seconds())
+	leaf := cs.PeerCertificates[0]
+	cl.identity, cl.resumed = identity(leaf.Subject.CommonName, leaf.URIs), cs.DidResume
+	if !s.acquire() {
+		cl.outcome = outcomeLimit
+		tc.Close()
+		p.finish(s, cl)
+		return
+	}
+	defer s.release()
+	s.enter()
+	defer s.leave()
+
+	dstart := time.Now()
+	tgt, t, err := s.up.dial(p.ctx, time.Duration(s.cfg.ConnectTimeout), func(ctx context.Context, a Addr) (net.Conn, error) {
+		return plainDialer.DialContext(ctx, a.Network, a.Address)
+	})
+	if err != nil {
+		cl.outcome, cl.err = outcomeUnreachable, err
+		tc.Close()
+		p.finish(s, cl)
+		return
+	}
+	s.m.connect.WithLabelValues(s.cfg.Name).Observe(time.Since(dstart).Seconds())
+	cl.target = t.addr.String()
+	if s.cfg.ProxyProtocol {
+		if err := writeProxyHeader(tgt, c, &cs); err != nil {
+			cl.outcome, cl.err = outcomeError, err
+			tc.Close()
+			tgt.Close()
+			p.finish(s, cl)
+			return
+		}
+	}
+	res := fuse(tc, tgt, time.Duration(s.cfg.CloseTimeout), time.Duration(s.cfg.MaxConnLifetime))
+	cl.up, cl.down, cl.err, cl.outcome = res.up, res.down, res.err, outcomeOK
+	p.finish(s, cl)
+}
+
+// handleClient accepts plaintext and carries it to a target over mTLS.
+func (p *Proxy) handleClient(s *service, c net.Conn) {
+	cl := &connLog{service: s.cfg.Name, peer: c.RemoteAddr().String(), start: time.Now()}
+	if !s.acquire() {
+		cl.outcome = outcomeLimit
+		c.Close()
+		p.finish(s, cl)
+		return
+	}
+	defer s.release()
+	s.enter()
+	defer s.leave()
+	dstart := time.Now()
+	tgt, t, err := s.up.dial(p.ctx, time.Duration(s.cfg.ConnectTimeout), func(ctx context.Context, a Addr) (net.Conn, error) {
+		raw, err := plainDialer.DialContext(ctx, a.Network, a.Address)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(raw, s.tlsConf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			s.m.handshakeErr.WithLabelValues(s.cfg.Name, handshakeReason(err)).Inc()
+			return nil, err
+		}
+		return tc, nil
+	})
+	if err != nil {
+		cl.outcome, cl.err = outcomeUnreachable, err
+		if isDenial(err) {
+			cl.outcome = outcomeDenied
+		}
+		c.Close()
+		p.finish(s, cl)
+		return
+	}
+	s.m.connect.WithLabelValues(s.cfg.Name).Observe(time.Since(dstart).Seconds())
+	tc := tgt.(*tls.Conn)
+	cs := tc.ConnectionState()
+	cl.target, cl.resumed = t.addr.String(), cs.DidResume
+	if len(cs.PeerCertificates) > 0 {
+		cl.identity = identity(cs.PeerCertificates[0].Subject.CommonName, cs.PeerCertificates[0].URIs)
+	}
+	res := fuse(c, tgt, time.Duration(s.cfg.CloseTimeout), time.Duration(s.cfg.MaxConnLifetime))
+	cl.up, cl.down, cl.err, cl.outcome = res.up, res.down, res.err, outcomeOK
+	p.finish(s, cl)
+}
+
+func writeProxyHeader(tgt net.Conn, c net.Conn, cs *tls.ConnectionState) error {
+	h := &ProxyHeader{
+		Src: addrPort(c.RemoteAddr()), Dst: addrPort(c.LocalAddr()),
+		TLSVersion: tls.VersionName(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite),
+		SNI: cs.ServerName, ALPN: cs.NegotiatedProtocol, Resumed: cs.DidResume,
+	}
+	if len(cs.PeerCertificates) > 0 {
+		leaf := cs.PeerCertificates[0]
+		h.CN, h.Serial = leaf.Subject.CommonName, leaf.SerialNumber.Text(16)
+		for _, u := range leaf.URIs {
+			h.URIs = append(h.URIs, u.String())
+		}
+	}
+	buf, err := AppendProxyHeader(make([]byte, 0, 256), h)
+	if err != nil {
+		return err
+	}
+	_, err = tgt.Write(buf)
+	return err
+}
+
+// addrPort converts a TCP address; UNIX peers get the unspecified address
+// (the header still carries the TLS identity).
+func addrPort(a net.Addr) netip.AddrPort {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.AddrPort()
+	}
+	return netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
+}
+
+func identity(cn string, uris []*url.URL) string {
+	if len(uris) > 0 {
+		return uris[0].String()
+	}
+	return "CN=" + cn
+}
+
+// isDenial tells a refused identity (policy, revocation, unknown CA) from a
+// broken handshake.
+func isDenial(err error) bool {
+	var ce *tls.CertificateVerificationError
+	if errors.As(err, &ce) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "denied") || strings.Contains(msg, "revoked") || strings.Contains(msg, "bad certificate") || strings.Contains(msg, "unknown certificate authority")
+}
+
+// handshakeReason maps a handshake error to a bounded label value.
+func handshakeReason(err error) string {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), strings.Contains(msg, "timeout"):
+		return "timeout"
+	case strings.Contains(msg, "revoked"):
+		return "revoked"
+	case strings.Contains(msg, "denied"):
+		return "denied"
+	case strings.Contains(msg, "unknown authority"), strings.Contains(msg, "unknown certificate authority"):
+		return "unknown_ca"
+	case strings.Contains(msg, "expired"):
+		return "expired"
+	case strings.Contains(msg, "certificate required"), strings.Contains(msg, "didn't provide a certificate"):
+		return "no_certificate"
+	case strings.Contains(msg, "EOF"), strings.Contains(msg, "reset"):
+		return "eof"
+	case strings.Contains(msg, "protocol version"):
+		return "protocol_version"
+	}
+	return "other"
+}
