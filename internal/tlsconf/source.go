@@ -42,6 +42,10 @@ type Source struct {
 	// roots, as in ghostunnel; a server authenticating devices should
 	// always name its own CA.
 	CAFile string
+	// Anonymous: this side has no identity of its own, only trust (a
+	// client-mode tunnel with --disable-authentication). It presents no
+	// certificate.
+	Anonymous bool
 }
 
 // Validate reports every problem with s; it reads no files.
@@ -49,6 +53,11 @@ func (s Source) Validate() error {
 	var errs []error
 	hasPair := s.CertFile != "" || s.KeyFile != ""
 	switch {
+	case s.Anonymous && (s.Keystore != "" || hasPair):
+		errs = append(errs, errors.New("anonymous: no cert, key or keystore"))
+	case s.Anonymous && s.CAFile == "":
+		errs = append(errs, errors.New("anonymous: a CA bundle is required"))
+	case s.Anonymous:
 	case s.Keystore != "" && hasPair:
 		errs = append(errs, errors.New("give either a keystore or a cert and key, not both"))
 	case s.Keystore == "" && !hasPair:
@@ -101,6 +110,9 @@ func (s Source) digest(c contents) [32]byte {
 
 // identity parses the certificate chain and key.
 func (s Source) identity(c contents) (*tls.Certificate, error) {
+	if s.Anonymous {
+		return &tls.Certificate{}, nil
+	}
 	pass := func() ([]byte, error) { return []byte(s.Storepass), nil }
 	if s.Keystore != "" {
 		data := c[s.Keystore]

@@ -111,6 +111,10 @@ func (s *Store) reload() error {
 	}
 	s.cur.Store(&snapshot{cert: cert, roots: pool, rootCerts: roots, digest: digest, gen: gen})
 	leaf := cert.Leaf
+	if leaf == nil {
+		s.log.Info("TLS trust loaded (no own identity)", logRoots, len(roots))
+		return nil
+	}
 	s.log.Info("TLS identity loaded", logSubject, leaf.Subject.String(), logSerial, fmt.Sprintf("%x", leaf.SerialNumber),
 		logNotAfter, leaf.NotAfter, logRoots, len(roots))
 	s.warnValidity(leaf)
@@ -118,6 +122,9 @@ func (s *Store) reload() error {
 }
 
 func (s *Store) warnValidity(leaf *x509.Certificate) {
+	if leaf == nil {
+		return
+	}
 	now := time.Now()
 	switch {
 	case now.After(leaf.NotAfter):
@@ -140,8 +147,14 @@ func (s *Store) Certificate() *tls.Certificate { return s.cur.Load().cert }
 // Roots returns the current trust roots.
 func (s *Store) Roots() *x509.CertPool { return s.cur.Load().roots }
 
-// NotAfter returns when the current certificate expires.
-func (s *Store) NotAfter() time.Time { return s.cur.Load().cert.Leaf.NotAfter }
+// NotAfter returns when the current certificate expires (zero for an
+// anonymous source).
+func (s *Store) NotAfter() time.Time {
+	if leaf := s.cur.Load().cert.Leaf; leaf != nil {
+		return leaf.NotAfter
+	}
+	return time.Time{}
+}
 
 // LastReload returns when the last successful load happened and the error
 // of the last attempt (nil if it succeeded): the inputs of a

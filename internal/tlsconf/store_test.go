@@ -309,3 +309,24 @@ func pool(certs ...*x509.Certificate) *x509.CertPool {
 	}
 	return p
 }
+
+func TestAnonymousSource(t *testing.T) {
+	dir := t.TempDir()
+	ca := writeFile(t, dir, "ca.pem", certPEM(newCA(t, "Anon Root").cert))
+	s, err := tlsconf.Load(tlsconf.Source{CAFile: ca, Anonymous: true}, nil)
+	if err != nil {
+		t.Fatalf("Load(anonymous) = %v", err)
+	}
+	if c, _ := s.GetClientCertificate(nil); c == nil || len(c.Certificate) != 0 {
+		t.Errorf("anonymous client certificate = %v, want an empty one", c)
+	}
+	if !s.NotAfter().IsZero() {
+		t.Errorf("NotAfter() = %v, want zero", s.NotAfter())
+	}
+	if _, err := tlsconf.Load(tlsconf.Source{Anonymous: true}, nil); err == nil {
+		t.Error("Load(anonymous without a CA bundle) succeeded")
+	}
+	if _, err := tlsconf.Load(tlsconf.Source{CAFile: ca, CertFile: ca, Anonymous: true}, nil); err == nil {
+		t.Error("Load(anonymous with a cert) succeeded")
+	}
+}
