@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -307,9 +308,17 @@ func ParseConfig(data []byte) (Config, error) {
 // Duration reads Go durations ("10s", "1m30s") or plain seconds.
 type Duration time.Duration
 
+// maxSeconds is the most seconds a time.Duration holds, in whole seconds.
+const maxSeconds = float64(math.MaxInt64 / int64(time.Second))
+
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if secs, err := strconv.ParseFloat(n.Value, 64); err == nil {
+		// Negative, NaN, infinite or too large, the conversion would give
+		// a negative or meaningless time.Duration.
+		if !(secs >= 0 && secs <= maxSeconds) {
+			return fmt.Errorf("duration %q: want seconds from 0 to %.0f", n.Value, maxSeconds)
+		}
 		*d = Duration(secs * float64(time.Second))
 		return nil
 	}

@@ -37,6 +37,13 @@ func fuse(client, target net.Conn, closeTimeout, lifetime time.Duration) result 
 	go func() {
 		n, err := pipe(client, target)
 		res.down = n
+		if err != nil {
+			// The target side broke (an alert, a reset) and pipe did not
+			// half-close: nothing more can reach the client, and the
+			// other direction may be blocked reading it. Cut both.
+			client.Close()
+			target.Close()
+		}
 		done <- err
 	}()
 	var stop *time.Timer

@@ -3,6 +3,7 @@ package tunnel
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -105,6 +106,10 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn) {
 		return
 	}
 	s.m.connect.WithLabelValues(s.cfg.Name).Observe(time.Since(dstart).Seconds())
+	// Shutdown force-closes the target too: closing the client alone does
+	// not unblock a write to a target that stopped reading.
+	p.active.Store(tgt, struct{}{})
+	defer p.active.Delete(tgt)
 	cl.target = t.addr.String()
 	if s.cfg.ProxyProtocol {
 		if err := writeProxyHeader(tgt, c, &cs); err != nil {
@@ -156,6 +161,8 @@ func (p *Proxy) handleClient(s *service, c net.Conn) {
 		return
 	}
 	s.m.connect.WithLabelValues(s.cfg.Name).Observe(time.Since(dstart).Seconds())
+	p.active.Store(tgt, struct{}{}) // for shutdown, as in handleServer
+	defer p.active.Delete(tgt)
 	tc := tgt.(*tls.Conn)
 	cs := tc.ConnectionState()
 	cl.target, cl.resumed = t.addr.String(), cs.DidResume
@@ -164,6 +171,12 @@ func (p *Proxy) handleClient(s *service, c net.Conn) {
 	}
 	res := fuse(c, tgt, time.Duration(s.cfg.CloseTimeout), time.Duration(s.cfg.MaxConnLifetime))
 	cl.up, cl.down, cl.err, cl.outcome = res.up, res.down, res.err, outcomeOK
+	if res.err != nil && isDenial(res.err) {
+		// In TLS 1.3 a server refusing our certificate says so after our
+		// handshake ended, on the first read: "remote error: tls: bad
+		// certificate".
+		cl.outcome = outcomeDenied
+	}
 	p.finish(s, cl)
 }
 
@@ -205,10 +218,14 @@ func identity(cn string, uris []*url.URL) string {
 }
 
 // isDenial tells a refused identity (policy, revocation, unknown CA) from a
-// broken handshake.
+// broken handshake. tlsconf verifies chains in VerifyConnection, so their
+// errors arrive as x509 errors, not wrapped in CertificateVerificationError.
 func isDenial(err error) bool {
 	var ce *tls.CertificateVerificationError
-	if errors.As(err, &ce) {
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	var he x509.HostnameError
+	if errors.As(err, &ce) || errors.As(err, &ua) || errors.As(err, &ci) || errors.As(err, &he) {
 		return true
 	}
 	msg := err.Error()

@@ -48,6 +48,13 @@ type Proxy struct {
 	listeners map[string]*listener
 	conns     sync.WaitGroup
 	active    sync.Map // net.Conn → struct{}: what shutdown force-closes
+	// closing is set by Run, under mu, when it closes the listeners: a
+	// connection accepted just before is dropped rather than counted in
+	// conns after Run started waiting on it.
+	closing bool
+	// serving is set by Run: listeners opened before (New, a reload before
+	// Run, --check) are bound but accept nothing until then.
+	serving bool
 
 	lastReload atomic.Pointer[reloadState]
 }
@@ -101,6 +108,11 @@ func New(ctx context.Context, cfg Config, opts Options) (*Proxy, error) {
 		p.closeAll()
 		return nil, err
 	}
+	// The configuration is loaded now, not when Run starts: a reload
+	// failing in between must stay reported.
+	p.m.reloadOK.Set(1)
+	p.m.reloadTime.SetToCurrentTime()
+	p.lastReload.Store(&reloadState{at: time.Now()})
 	return p, nil
 }
 
@@ -171,7 +183,7 @@ func (p *Proxy) apply(cfg Config) (err error) {
 			continue
 		}
 		l.routes.Store(r)
-		if _, fresh := opened[addr]; fresh {
+		if _, fresh := opened[addr]; fresh && p.serving {
 			go p.serve(l)
 		}
 	}
@@ -239,11 +251,15 @@ func (p *Proxy) Reload(cfg Config) error {
 // Run serves until ctx ends, then stops accepting and drains open
 // connections for up to the shutdown timeout before closing them.
 func (p *Proxy) Run(ctx context.Context) error {
-	p.m.reloadOK.Set(1)
-	p.m.reloadTime.SetToCurrentTime()
-	p.lastReload.Store(&reloadState{at: time.Now()})
+	p.mu.Lock()
+	p.serving = true
+	for _, l := range p.listeners {
+		go p.serve(l)
+	}
+	p.mu.Unlock()
 	<-ctx.Done()
 	p.mu.Lock()
+	p.closing = true
 	timeout := time.Duration(p.cfg.ShutdownTimeout)
 	for _, l := range p.listeners {
 		l.ln.Close()
@@ -293,7 +309,14 @@ func (p *Proxy) serve(l *listener) {
 		}
 		delay = 0
 		r := l.routes.Load()
+		p.mu.Lock()
+		if p.closing {
+			p.mu.Unlock()
+			c.Close()
+			return
+		}
 		p.conns.Add(1)
+		p.mu.Unlock()
 		p.active.Store(c, struct{}{})
 		go func() {
 			defer p.conns.Done()

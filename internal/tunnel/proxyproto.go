@@ -29,6 +29,9 @@ const (
 	// TLVSerial carries the client certificate's serial as lowercase hex.
 	TLVSerial = 0xE1
 
+	// PP2_CLIENT_* bits of tlvSSL. CERT_CONN: the client sent a
+	// certificate on this connection; CERT_SESS: it did at least once in
+	// the TLS session. A resumed session has SESS without CONN.
 	ppClientSSL      = 0x01
 	ppClientCertConn = 0x02
 	ppClientCertSess = 0x04
@@ -87,7 +90,9 @@ func AppendProxyHeader(b []byte, h *ProxyHeader) ([]byte, error) {
 	if err == nil && h.ALPN != "" {
 		b, err = appendTLV(b, tlvALPN, h.ALPN)
 	}
-	if err == nil && h.TLSVersion != "" {
+	// Any TLS fact goes out, so that everything ParseProxyHeader decodes
+	// survives being encoded again.
+	if err == nil && (h.TLSVersion != "" || h.Cipher != "" || h.CN != "" || h.Resumed) {
 		b, err = appendSSL(b, h)
 	}
 	for _, u := range h.URIs {
@@ -122,16 +127,18 @@ func appendSSL(b []byte, h *ProxyHeader) ([]byte, error) {
 	b = append(b, tlvSSL, 0, 0)
 	at := len(b)
 	client := byte(ppClientSSL)
-	if h.CN != "" || len(h.URIs) > 0 || h.Serial != "" {
-		client |= ppClientCertConn
-		if h.Resumed {
-			client |= ppClientCertSess
-		}
+	switch {
+	case h.Resumed:
+		client |= ppClientCertSess
+	case h.CN != "" || len(h.URIs) > 0 || h.Serial != "":
+		client |= ppClientCertConn | ppClientCertSess
 	}
 	b = append(b, client)
 	b = binary.BigEndian.AppendUint32(b, 0) // verify: 0 = the certificate was verified
 	var err error
-	b, err = appendTLV(b, tlvSSLVer, h.TLSVersion)
+	if h.TLSVersion != "" {
+		b, err = appendTLV(b, tlvSSLVer, h.TLSVersion)
+	}
 	if err == nil && h.Cipher != "" {
 		b, err = appendTLV(b, tlvSSLCipher, h.Cipher)
 	}
@@ -217,7 +224,7 @@ func parseTLVs(b []byte, h *ProxyHeader, inSSL bool) error {
 			if len(v) < 5 {
 				return errors.New("proxy header: short SSL TLV")
 			}
-			h.Resumed = v[0]&ppClientCertSess != 0
+			h.Resumed = v[0]&(ppClientCertConn|ppClientCertSess) == ppClientCertSess
 			if err := parseTLVs(v[5:], h, true); err != nil {
 				return err
 			}

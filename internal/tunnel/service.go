@@ -56,6 +56,9 @@ type deps struct {
 func newService(ctx context.Context, cfg Service, d deps) (*service, error) {
 	s := &service{cfg: cfg, log: d.log.With(slog.String("service", cfg.Name)), audit: d.audit, m: d.m}
 	src, err := identitySource(cfg.Identity)
+	// A client that presents no certificate needs only the CA bundle.
+	src.Anonymous = cfg.Mode == ModeClient && cfg.DisableAuthentication &&
+		cfg.Identity.Cert == "" && cfg.Identity.Key == "" && cfg.Identity.Keystore == ""
 	if err != nil {
 		return nil, fmt.Errorf("service %q: %w", cfg.Name, err)
 	}
@@ -74,8 +77,9 @@ func newService(ctx context.Context, cfg Service, d deps) (*service, error) {
 	if cfg.Revocation != nil {
 		rc, _ := cfg.Revocation.config()
 		// Each service registers its revocation metrics under its own
-		// label, so one registry holds them all.
-		reg := prometheus.WrapRegistererWith(prometheus.Labels{"service": cfg.Name}, d.reg)
+		// label, so one registry holds them all. A reload builds a new
+		// checker for the same service: it takes the series over.
+		reg := replacing{prometheus.WrapRegistererWith(prometheus.Labels{"service": cfg.Name}, d.reg)}
 		if s.rev, err = revocation.New(rc, s.log, reg, d.client); err != nil {
 			return nil, fmt.Errorf("service %q: revocation: %w", cfg.Name, err)
 		}
@@ -98,7 +102,7 @@ func newService(ctx context.Context, cfg Service, d deps) (*service, error) {
 			}
 		}
 	}
-	s.m.notAfter.WithLabelValues(cfg.Name).Set(float64(s.id.NotAfter().Unix()))
+	s.setNotAfter()
 	var bg context.Context
 	bg, s.cancel = context.WithCancel(ctx)
 	go func() {
@@ -107,7 +111,7 @@ func newService(ctx context.Context, cfg Service, d deps) (*service, error) {
 				s.log.Error("certificate reload failed; keeping the previous one", slog.Any("error", err))
 				return
 			}
-			s.m.notAfter.WithLabelValues(cfg.Name).Set(float64(s.id.NotAfter().Unix()))
+			s.setNotAfter()
 			s.log.Info("certificate reloaded", slog.Time("not_after", s.id.NotAfter()))
 		})
 		if err != nil && !errors.Is(err, context.Canceled) {
@@ -118,6 +122,22 @@ func newService(ctx context.Context, cfg Service, d deps) (*service, error) {
 		go s.rev.Run(bg)
 	}
 	return s, nil
+}
+
+// replacing registers a collector in place of an equal one already
+// registered, so that a reloaded service's revocation checker replaces the
+// metrics of the checker it succeeds instead of failing the reload with
+// prometheus.AlreadyRegisteredError.
+type replacing struct{ prometheus.Registerer }
+
+func (r replacing) Register(c prometheus.Collector) error {
+	err := r.Registerer.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		r.Unregister(are.ExistingCollector)
+		err = r.Registerer.Register(c)
+	}
+	return err
 }
 
 // identitySource turns the config's identity into a tlsconf.Source,
@@ -204,4 +224,11 @@ func (s *service) enter() {
 func (s *service) leave() {
 	s.open.Add(-1)
 	s.m.open.WithLabelValues(s.cfg.Name).Dec()
+}
+
+// setNotAfter exports the own certificate's expiry (none when anonymous).
+func (s *service) setNotAfter() {
+	if na := s.id.NotAfter(); !na.IsZero() {
+		s.m.notAfter.WithLabelValues(s.cfg.Name).Set(float64(na.Unix()))
+	}
 }

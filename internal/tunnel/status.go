@@ -1,10 +1,12 @@
 package tunnel
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -89,7 +91,8 @@ func (p *Proxy) StatusHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		p.probeTargets(r.Context())
 		st := p.Status()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if !st.Ready {
@@ -112,3 +115,24 @@ func (p *Proxy) StatusHandler() http.Handler {
 	})
 	return mux
 }
+
+// probeTargets checks the plaintext targets of server-mode services.
+func (p *Proxy) probeTargets(ctx context.Context) {
+	p.mu.Lock()
+	var ups []*upstream
+	for _, s := range p.services {
+		if s.cfg.Mode == ModeServer {
+			ups = append(ups, s.up)
+		}
+	}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, u := range ups {
+		wg.Add(1)
+		go func() { defer wg.Done(); u.probe(ctx, probeTimeout) }()
+	}
+	wg.Wait()
+}
+
+// probeTimeout bounds a readiness probe of one target.
+const probeTimeout = time.Second

@@ -199,3 +199,25 @@ func (u *upstream) anyHealthy() bool {
 	}
 	return false
 }
+
+// probe connects to every target once (TCP or UNIX connect, then close)
+// and records the result, so readiness does not wait for a client to fail.
+// Only plaintext targets are probed: a bare connect to an mTLS server would
+// be logged there as a failed handshake.
+func (u *upstream) probe(ctx context.Context, timeout time.Duration) {
+	var wg sync.WaitGroup
+	for _, t := range u.targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			c, err := plainDialer.DialContext(dctx, t.addr.Network, t.addr.Address)
+			if err == nil {
+				c.Close()
+			}
+			t.record(err, time.Now())
+		}()
+	}
+	wg.Wait()
+}
