@@ -21,7 +21,7 @@ import (
 // tunnelFlags mirror ghostunnel's flags so its users can swap binaries.
 type tunnelFlags struct {
 	configFile, status, logFormat, logLevel string
-	check                                   bool
+	check, syslog                           bool
 	timedReload                             time.Duration
 	svc                                     tunnel.Service
 	storepass                               string
@@ -69,6 +69,7 @@ func addCommonTunnelFlags(c *cobra.Command, f *tunnelFlags) {
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.DurationVar(&f.timedReload, "timed-reload", 0, "also re-read certificates at this interval (the file watch always runs)")
+	fl.BoolVar(&f.syslog, "syslog", false, "send logs (and audit events) to the local syslog instead of stderr")
 }
 
 func newTunnelModeCmd(mode string) *cobra.Command {
@@ -184,8 +185,17 @@ func runTunnel(c *cobra.Command, f *tunnelFlags, load func() (tunnel.Config, err
 		if d, err := time.ParseDuration(pf.Lookup("timed-reload").Value.String()); err == nil {
 			f.timedReload = d
 		}
+		f.syslog = pf.Lookup("syslog").Value.String() == "true"
 	}
-	log, err := obs.NewLogger(c.ErrOrStderr(), f.logFormat, f.logLevel)
+	logOut := c.ErrOrStderr()
+	if f.syslog {
+		w, err := syslogWriter()
+		if err != nil {
+			return err
+		}
+		logOut = w
+	}
+	log, err := obs.NewLogger(logOut, f.logFormat, f.logLevel)
 	if err != nil {
 		return usageError{err}
 	}
@@ -198,7 +208,7 @@ func runTunnel(c *cobra.Command, f *tunnelFlags, load func() (tunnel.Config, err
 	}
 	ctx, stop := signal.NotifyContext(c.Context(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	p, err := tunnel.New(ctx, cfg, tunnel.Options{Logger: log, Audit: obs.NewAuditLogger(c.ErrOrStderr()), TimedReload: f.timedReload})
+	p, err := tunnel.New(ctx, cfg, tunnel.Options{Logger: log, Audit: obs.NewAuditLogger(logOut), TimedReload: f.timedReload})
 	if err != nil {
 		return err
 	}
