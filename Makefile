@@ -7,7 +7,7 @@ DATA     ?= ./portcullis-data
 FUZZTIME ?= 8s
 PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
 
-.PHONY: all build bin run test deps unit fuzz bench lint clean
+.PHONY: all build bin run test deps unit fuzz bench bench-tunnel lint clean
 
 all: bin
 
@@ -43,8 +43,13 @@ unit:
 fuzz:
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
+# CA benchmarks, then the tunnel against stunnel4 and nginx (7 to 9
+# minutes in all; BENCHTIME scales it). See docs/benchmarks.md.
 bench: bin
 	@scripts/bench.sh
+
+bench-tunnel: bin
+	@scripts/bench-tunnel.sh
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }

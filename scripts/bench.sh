@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# `make bench`: the benchmark suite, printed as a table. Figures are from
-# one run on a shared machine: compare ratios within a run, not absolute
-# times across runs. BENCHTIME (default 3s) and COUNT (default 1) tune it.
+# `make bench`: the benchmark suite, printed as tables: the CA here, then
+# the tunnel against stunnel4 and nginx (scripts/bench-tunnel.sh). Figures
+# are from one run on a shared machine: compare ratios within a run, not
+# absolute times across runs. BENCHTIME (default 3s for the CA, 5s per
+# tunnel point) and COUNT (default 1, CA only) tune it.
 set -euo pipefail
 GO=${GO:-go}
 BENCHTIME=${BENCHTIME:-3s}
@@ -29,3 +31,6 @@ END {
 	print "|------------------------------|--------------|----------------|-----"
 	for (i=1; i<=n; i++) print rows[i]
 }' "$out"
+
+echo
+"$(dirname "$0")/bench-tunnel.sh"
