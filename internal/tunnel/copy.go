@@ -55,6 +55,12 @@ func fuse(client, target net.Conn, closeTimeout, lifetime time.Duration) result 
 	}
 	up, upErr := pipe(target, client)
 	res.up = up
+	if upErr != nil {
+		// The client side broke (a reset, an alert): no answer can reach
+		// it, so waiting closeTimeout would only hold the target.
+		client.Close()
+		target.Close()
+	}
 	// The client finished sending: give the target closeTimeout to finish
 	// its answer, then cut.
 	timer := time.NewTimer(closeTimeout)

@@ -1,0 +1,32 @@
+package tunnel
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// TestClientResetClosesTargetAtOnce: a client that resets its connection
+// must not hold the target for the close timeout.
+func TestClientResetClosesTargetAtOnce(t *testing.T) {
+	a, b := net.Pipe()
+	c, d := net.Pipe()
+	done := make(chan result, 1)
+	go func() { done <- fuse(b, c, time.Minute, 0) }()
+	// The client's side fails with an error other than EOF.
+	a.Write([]byte("x"))
+	buf := make([]byte, 1)
+	if _, err := io.ReadFull(d, buf); err != nil {
+		t.Fatal(err)
+	}
+	b.(interface{ SetReadDeadline(time.Time) error }).SetReadDeadline(time.Now())
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("fuse still waiting after the client side failed; want both sides closed at once")
+	}
+	if _, err := d.Read(buf); err == nil {
+		t.Error("target side still open after the client side failed")
+	}
+}
