@@ -3,7 +3,8 @@
 # the tunnel against stunnel4 and nginx (scripts/bench-tunnel.sh). Figures
 # are from one run on a shared machine: compare ratios within a run, not
 # absolute times across runs. BENCHTIME (default 3s for the CA, 5s per
-# tunnel point) and COUNT (default 1, CA only) tune it.
+# tunnel point) and COUNT (default 1, CA only) tune it; BENCH_ONLY=ca
+# skips the tunnel part.
 set -euo pipefail
 GO=${GO:-go}
 BENCHTIME=${BENCHTIME:-3s}
@@ -32,5 +33,6 @@ END {
 	for (i=1; i<=n; i++) print rows[i]
 }' "$out"
 
+[ "${BENCH_ONLY:-}" = ca ] && exit 0
 echo
 "$(dirname "$0")/bench-tunnel.sh"
