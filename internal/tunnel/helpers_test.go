@@ -96,6 +96,7 @@ type leafSpec struct {
 	dns      []string // server certificates also get localhost and 127.0.0.1
 	server   bool     // serverAuth, else clientAuth
 	notAfter time.Time
+	ocsp     string // AIA OCSP responder URL
 }
 
 // ident is an issued identity with its files.
@@ -121,6 +122,9 @@ func (ca *testCA) issue(t testing.TB, dir, name string, l leafSpec) *ident {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		DNSNames:     l.dns,
+	}
+	if l.ocsp != "" {
+		tmpl.OCSPServer = []string{l.ocsp}
 	}
 	if l.server {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
