@@ -1,11 +1,14 @@
 package tunnel
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -13,9 +16,24 @@ import (
 // most that much, so a larger buffer would only cost memory.
 const bufSize = 16 << 10
 
-// bufPool lends copy buffers. A buffer is taken when a direction starts
-// copying and returned when it ends.
+// bufPool lends copy buffers. A buffer is taken from it only while bytes
+// flow: where the source can be waited on without a buffer (TCP, UNIX, and
+// TLS over those; see copy_unix.go), a direction gives its buffer back
+// before it waits for more input, so an idle connection holds none.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// bufsInUse counts the buffers taken from bufPool and not yet returned.
+var bufsInUse atomic.Int64
+
+func getBuf() *[]byte {
+	bufsInUse.Add(1)
+	return bufPool.Get().(*[]byte)
+}
+
+func putBuf(bp *[]byte) {
+	bufPool.Put(bp)
+	bufsInUse.Add(-1)
+}
 
 // closeWriter is what TCP, UNIX and TLS connections offer for half-close.
 type closeWriter interface{ CloseWrite() error }
@@ -83,9 +101,32 @@ func fuse(client, target net.Conn, closeTimeout, lifetime time.Duration) result 
 }
 
 // pipe copies src to dst, then half-closes dst. It is the hot path: one
-// pooled buffer, no other allocation.
+// pooled buffer, held only while bytes flow, and no other allocation per
+// read.
 func pipe(dst, src net.Conn) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
+	var n int64
+	var err error
+	if tc, ok := src.(*tls.Conn); ok {
+		if rc := rawConnOf(tc.NetConn()); rc != nil {
+			n, err = pipeTLS(dst, tc, rc)
+		} else {
+			n, err = pipeBuffered(dst, src)
+		}
+	} else if rc := rawConnOf(src); rc != nil {
+		n, err = pipeRaw(dst, src, rc)
+	} else {
+		n, err = pipeBuffered(dst, src)
+	}
+	if cw, ok := dst.(closeWriter); ok && err == nil {
+		cw.CloseWrite()
+	}
+	return n, err
+}
+
+// pipeBuffered is the portable copy loop: it holds its buffer for as long
+// as the direction lasts, idle or not.
+func pipeBuffered(dst, src net.Conn) (int64, error) {
+	bp := getBuf()
 	buf := *bp
 	var n int64
 	var err error
@@ -106,12 +147,85 @@ func pipe(dst, src net.Conn) (int64, error) {
 			break
 		}
 	}
-	bufPool.Put(bp)
-	if cw, ok := dst.(closeWriter); ok && err == nil {
-		cw.CloseWrite()
+	putBuf(bp)
+	return n, err
+}
+
+// pipeTLS copies from a TLS connection whose socket can be waited on.
+// crypto/tls keeps bytes it has received but not returned (whole records
+// after the one being read, a partial record) in its own buffers, so the
+// socket being quiet does not mean nothing is left. After a Read, if the
+// socket has nothing, pipeTLS drains what the tls.Conn already holds with
+// reads under a read deadline in the past: such a read does no I/O (the
+// poller fails it before the read system call), returns whatever whole
+// records are buffered, and ends with a deadline error, which crypto/tls
+// treats as temporary (readRecordOrCCS does not record it, a partial record
+// stays in rawInput), so the connection stays usable. What remains is at
+// most a partial record, which only the socket can complete: pipeTLS then
+// clears the deadline, gives back its buffer and waits for the socket.
+//
+// It owns the read deadline of tc while it runs.
+func pipeTLS(dst net.Conn, tc *tls.Conn, rc rawConn) (int64, error) {
+	w := newWaiter(rc)
+	var n int64
+	var err error
+	// The handshake may have read records past its end: drain first.
+	draining := tc.SetReadDeadline(aLongTimeAgo) == nil
+	for {
+		if w.bp == nil {
+			w.bp = getBuf()
+		}
+		nr, rerr := tc.Read(*w.bp)
+		drained := draining && rerr != nil && errors.Is(rerr, os.ErrDeadlineExceeded)
+		if drained {
+			rerr = nil
+		}
+		if nr > 0 {
+			nw, werr := dst.Write((*w.bp)[:nr])
+			n += int64(nw)
+			if werr != nil {
+				err = werr
+				break
+			}
+		}
+		if rerr != nil {
+			if rerr != io.EOF {
+				err = rerr
+			}
+			break
+		}
+		if drained {
+			// Nothing whole left in tc: wait for the socket without
+			// a buffer. An error (closed) is left to the next Read.
+			tc.SetReadDeadline(time.Time{})
+			draining = false
+			w.wait()
+			continue
+		}
+		if draining || w.readable() {
+			// Still draining, or more on the wire: read on, keeping
+			// the buffer.
+			continue
+		}
+		draining = tc.SetReadDeadline(aLongTimeAgo) == nil
+	}
+	if draining {
+		tc.SetReadDeadline(time.Time{})
+	}
+	if w.bp != nil {
+		putBuf(w.bp)
+		w.bp = nil
 	}
 	return n, err
 }
+
+// rawConn is the socket under a connection, for waiting on it without a
+// buffer.
+type rawConn = syscall.RawConn
+
+// aLongTimeAgo is a read deadline that has passed: a read under it fails
+// at once unless the connection already holds the data.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // quiet drops the errors every proxied connection ends with when the other
 // side closed first or a timer cut it: they are outcomes, not faults.

@@ -1,0 +1,154 @@
+package tunnel_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/tunnel"
+)
+
+// These tests read a package-wide counter: they must not run in parallel.
+
+// waitNoBufs waits until no copy buffer is out of the pool.
+func waitNoBufs(t *testing.T, what string) {
+	t.Helper()
+	deadline := time.Now().Add(ioTimeout)
+	for tunnel.BufsInUse() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d copy buffers still out of the pool, want 0", what, tunnel.BufsInUse())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestTunnelIdleHoldsNoBuffers: idle connections through a client-mode and
+// a server-mode proxy (plaintext → TLS → plaintext, both ways) hold no copy
+// buffer, and data still flows both ways afterwards, then half-close works.
+func TestTunnelIdleHoldsNoBuffers(t *testing.T) {
+	e := newEnv(t)
+	srv := startProxy(t, config(e.serverService("srv", "127.0.0.1:0", echoBackend(t))))
+	cli := startProxy(t, config(e.clientService("cli", "127.0.0.1:0", srv.addr(t, "127.0.0.1:0").String())))
+	// A direct mTLS client too: the server proxy reading TLS from a client.
+	const n = 20
+	var conns []net.Conn
+	for i := 0; i < n; i++ {
+		c := dial(t, cli.addr(t, "127.0.0.1:0"))
+		roundTrip(t, c, fmt.Sprintf("hello %d", i))
+		conns = append(conns, c)
+		tc := dialTLS(t, srv.addr(t, "127.0.0.1:0"), e.tlsClient(e.client))
+		roundTrip(t, tc, fmt.Sprintf("hi %d", i))
+		conns = append(conns, tc)
+	}
+	waitNoBufs(t, fmt.Sprintf("%d idle connections", len(conns)))
+	for i, c := range conns {
+		roundTrip(t, c, strings.Repeat(fmt.Sprint(i%10), 40000)) // several records
+	}
+	waitNoBufs(t, "idle again")
+	for i, c := range conns {
+		if err := closeWrite(c); err != nil {
+			t.Fatalf("conn %d: CloseWrite() = %v", i, err)
+		}
+		if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+			t.Fatalf("conn %d after half-close: ReadAll() = %q, %v; want EOF", i, b, err)
+		}
+	}
+}
+
+// batchConn holds writes while batching and sends them in one Write.
+type batchConn struct {
+	net.Conn
+	mu       sync.Mutex
+	batching bool
+	buf      bytes.Buffer
+}
+
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.batching {
+		return b.buf.Write(p)
+	}
+	return b.Conn.Write(p)
+}
+
+func (b *batchConn) flush() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.batching = false
+	// tls.Conn.CloseWrite leaves a write deadline in the past.
+	b.Conn.SetWriteDeadline(time.Now().Add(ioTimeout))
+	_, err := b.Conn.Write(b.buf.Bytes())
+	b.buf.Reset()
+	return err
+}
+
+// TestTunnelTLSRecordsBackToBack: many small TLS records arriving in one
+// segment (crypto/tls buffers all but the first) are all delivered, with
+// or without a close_notify in the same segment; the connection then idles
+// with no buffer, and half-close carries through.
+func TestTunnelTLSRecordsBackToBack(t *testing.T) {
+	e := newEnv(t)
+	srv := startProxy(t, config(e.serverService("srv", "127.0.0.1:0", echoBackend(t))))
+	for _, withClose := range []bool{false, true} {
+		t.Run(fmt.Sprintf("close_notify=%v", withClose), func(t *testing.T) {
+			raw := dial(t, srv.addr(t, "127.0.0.1:0"))
+			bc := &batchConn{Conn: raw}
+			tc := tls.Client(bc, e.tlsClient(e.client))
+			if err := tc.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			roundTrip(t, tc, "warm-up") // past the session tickets
+			var want strings.Builder
+			for round := 0; round < 3; round++ {
+				bc.mu.Lock()
+				bc.batching = true
+				bc.mu.Unlock()
+				for i := 0; i < 200; i++ {
+					msg := fmt.Sprintf("<%d.%d>", round, i)
+					want.WriteString(msg)
+					if _, err := tc.Write([]byte(msg)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				last := withClose && round == 2
+				if last {
+					if err := tc.CloseWrite(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := bc.flush(); err != nil {
+					t.Fatal(err)
+				}
+				if last {
+					break
+				}
+				got := make([]byte, want.Len())
+				if _, err := io.ReadFull(tc, got); err != nil {
+					t.Fatalf("round %d: reading the echo: %v", round, err)
+				}
+				if string(got) != want.String() {
+					t.Fatalf("round %d: echo = %q, want %q", round, got, want.String())
+				}
+				want.Reset()
+				waitNoBufs(t, fmt.Sprintf("after round %d", round))
+			}
+			if withClose {
+				got, err := io.ReadAll(tc)
+				if err != nil {
+					t.Fatalf("reading the echo up to EOF: %v", err)
+				}
+				if string(got) != want.String() {
+					t.Fatalf("echo before EOF = %q, want %q", got, want.String())
+				}
+			}
+			tc.Close()
+		})
+	}
+}
