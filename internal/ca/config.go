@@ -1,10 +1,8 @@
 package ca
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/url"
 	"strconv"
@@ -14,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/portcullis-dev/portcullis/internal/pki"
+	"github.com/portcullis-dev/portcullis/internal/strictyaml"
 )
 
 // ConfigVersion is the ca.yaml schema version this binary writes and reads.
@@ -120,17 +119,8 @@ func (c *Config) lifetime(p pki.Profile) time.Duration {
 // a missing version are errors.
 func ParseConfig(data []byte) (Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return Config{}, errors.New("empty config")
-		}
+	if err := strictyaml.Decode(data, &c); err != nil {
 		return Config{}, err
-	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return Config{}, errors.New("more than one YAML document")
 	}
 	if c.Version == 0 {
 		return Config{}, errors.New("version: missing")

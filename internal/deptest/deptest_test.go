@@ -14,7 +14,7 @@ import (
 const module = "github.com/portcullis-dev/portcullis"
 
 // allowed lists, per package, the module packages it may import (non-test
-// code). Leaves any package may use: atomicfile. Sub-packages inherit their
+// code). Leaves any package may use: atomicfile, strictyaml. Sub-packages inherit their
 // parent's row (store/sqlite is "store").
 var allowed = map[string][]string{
 	"cmd/portcullis":      {"*"},
@@ -31,12 +31,13 @@ var allowed = map[string][]string{
 	"internal/pki":        {},
 	"internal/obs":        {},
 	"internal/atomicfile": {},
+	"internal/strictyaml": {},
 	"internal/testpeer":   {},
 	"internal/deptest":    {},
 }
 
 // leaves may be imported by anything.
-var leaves = []string{"internal/atomicfile"}
+var leaves = []string{"internal/atomicfile", "internal/strictyaml"}
 
 // pureForbidden are the standard packages internal/pki must not import:
 // it is pure so it can be fuzzed and tested without a filesystem or network.

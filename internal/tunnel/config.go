@@ -1,10 +1,8 @@
 package tunnel
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/policy"
 	"github.com/portcullis-dev/portcullis/internal/revocation"
+	"github.com/portcullis-dev/portcullis/internal/strictyaml"
 )
 
 // ConfigVersion is the tunnels.yaml schema version.
@@ -283,17 +282,8 @@ func (r *Revocation) config() (revocation.Config, error) {
 // validates.
 func ParseConfig(data []byte) (Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return Config{}, errors.New("empty config")
-		}
+	if err := strictyaml.Decode(data, &c); err != nil {
 		return Config{}, err
-	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return Config{}, errors.New("more than one YAML document")
 	}
 	if c.Version == 0 {
 		return Config{}, errors.New("version: missing")
