@@ -61,6 +61,20 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn) {
 			break
 		}
 	}
+	// With one service on the address, its connection limit applies
+	// before the handshake, as ghostunnel's does, so a flood of clients
+	// cannot buy handshake CPU past it. With SNI routing the service is
+	// known only after the hello; the limit then applies after it.
+	single := len(r.bySNI) == 0 && r.def != nil
+	if single {
+		if !pre.acquire() {
+			cl.service, cl.outcome = pre.cfg.Name, outcomeLimit
+			c.Close()
+			p.finish(pre, cl)
+			return
+		}
+		defer pre.release()
+	}
 	tc := tls.Server(c, conf)
 	c.SetDeadline(time.Now().Add(time.Duration(pre.cfg.HandshakeTimeout)))
 	start := time.Now()
@@ -85,13 +99,15 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn) {
 	s.m.handshake.WithLabelValues(s.cfg.Name).Observe(time.Since(start).Seconds())
 	leaf := cs.PeerCertificates[0]
 	cl.identity, cl.resumed = identity(leaf.Subject.CommonName, leaf.URIs), cs.DidResume
-	if !s.acquire() {
-		cl.outcome = outcomeLimit
-		tc.Close()
-		p.finish(s, cl)
-		return
+	if !single {
+		if !s.acquire() {
+			cl.outcome = outcomeLimit
+			tc.Close()
+			p.finish(s, cl)
+			return
+		}
+		defer s.release()
 	}
-	defer s.release()
 	s.enter()
 	defer s.leave()
 
