@@ -113,6 +113,7 @@ func newTunnelModeCmd(mode string) *cobra.Command {
 	fl.StringSliceVar(&f.crls, "crl", nil, "CRL file or URL to check peers against (repeatable)")
 	fl.BoolVar(&f.ocsp, "ocsp", false, "check peers with the OCSP responder in their certificate")
 	fl.StringVar(&f.revocationMode, "revocation", "fail-closed", "without fresh revocation data: fail-open or fail-closed")
+	fl.StringSliceVar(&s.Curves, "curves", nil, "key exchanges to allow (default x25519mlkem768,x25519,p256; leaving out the post-quantum hybrid saves handshake CPU)")
 	if mode == tunnel.ModeServer {
 		fl.BoolVar(&f.allowAll, "allow-all", false, "allow every client with a certificate from --cacert")
 		fl.StringSliceVar(&s.Allow.CN, "allow-cn", nil, "allow clients with this subject CN (repeatable)")

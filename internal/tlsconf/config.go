@@ -1,6 +1,11 @@
 package tlsconf
 
-import "crypto/tls"
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // cipherSuites are the TLS 1.2 suites we accept: forward secret (ECDHE)
 // and authenticated encryption (AES-GCM, ChaCha20-Poly1305) only. TLS 1.3
@@ -61,3 +66,30 @@ func Client() *tls.Config {
 // clone copies s so that a caller editing one config's slices never
 // changes another's.
 func clone[T any](s []T) []T { return append([]T(nil), s...) }
+
+// curveNames are the key exchanges an operator may name.
+var curveNames = map[string]tls.CurveID{
+	"x25519mlkem768": tls.X25519MLKEM768,
+	"x25519":         tls.X25519,
+	"p256":           tls.CurveP256,
+	"p384":           tls.CurveP384,
+}
+
+// ParseCurves reads key exchange names (x25519mlkem768, x25519, p256,
+// p384) for a CurvePreferences that replaces the default set: leaving
+// x25519mlkem768 out trades post-quantum protection of recorded traffic for
+// handshake CPU.
+func ParseCurves(names []string) ([]tls.CurveID, error) {
+	out := make([]tls.CurveID, 0, len(names))
+	for _, n := range names {
+		id, ok := curveNames[strings.ToLower(strings.TrimSpace(n))]
+		if !ok {
+			return nil, fmt.Errorf("key exchange %q: want x25519mlkem768, x25519, p256 or p384", n)
+		}
+		out = append(out, id)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no key exchange named")
+	}
+	return out, nil
+}

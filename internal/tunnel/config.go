@@ -13,6 +13,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/policy"
 	"github.com/portcullis-dev/portcullis/internal/revocation"
 	"github.com/portcullis-dev/portcullis/internal/strictyaml"
+	"github.com/portcullis-dev/portcullis/internal/tlsconf"
 )
 
 // ConfigVersion is the tunnels.yaml schema version.
@@ -56,6 +57,10 @@ type Service struct {
 	ServerName string       `yaml:"server_name,omitempty"`
 	// DisableAuthentication (client mode): present no client certificate.
 	DisableAuthentication bool `yaml:"disable_authentication,omitempty"`
+
+	// Curves replaces the default key exchanges (x25519mlkem768, x25519,
+	// p256); see tlsconf.ParseCurves.
+	Curves []string `yaml:"curves,omitempty"`
 
 	Revocation *Revocation `yaml:"revocation,omitempty"`
 	// ProxyProtocol (server mode): send a PROXY v2 header with the client's
@@ -229,6 +234,11 @@ func (s *Service) validate() error {
 	}
 	if s.MaxConns < 0 {
 		bad("max_concurrent_conns: negative")
+	}
+	if len(s.Curves) > 0 {
+		if _, err := tlsconf.ParseCurves(s.Curves); err != nil {
+			bad("curves: %v", err)
+		}
 	}
 	return errors.Join(errs...)
 }

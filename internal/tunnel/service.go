@@ -102,6 +102,10 @@ func newService(ctx context.Context, cfg Service, d deps) (*service, error) {
 			}
 		}
 	}
+	if len(cfg.Curves) > 0 {
+		// Validated with the config; the error cannot happen here.
+		s.tlsConf.CurvePreferences, _ = tlsconf.ParseCurves(cfg.Curves)
+	}
 	s.setNotAfter()
 	var bg context.Context
 	bg, s.cancel = context.WithCancel(ctx)
