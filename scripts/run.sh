@@ -33,5 +33,11 @@ Next steps (the CA passphrase is in $PASS):
   $BIN ca export demo-laptop --dir $DATA --p12 --password-file $PASS
   openssl verify -CAfile $DATA/ca.crt -untrusted $DATA/intermediate.crt $DATA/issued/localhost.crt
 
-The tunnel, control server, agent and gateway are not built yet; see README.md.
+Put an mTLS tunnel in front of a local app on 127.0.0.1:8080 that only fleet devices may reach:
+  $BIN tunnel server --listen 127.0.0.1:8443 --target 127.0.0.1:8080 --status 127.0.0.1:9090 \\
+    --cert $DATA/issued/localhost.chain.crt --key $DATA/private/localhost.key --cacert $DATA/ca-bundle.crt \\
+    --allow-uri 'spiffe://portcullis.internal/device/*' --crl $DATA/crl.pem
+  curl --cacert $DATA/ca.crt --cert $DATA/issued/demo-laptop.chain.crt --key $DATA/private/demo-laptop.key https://localhost:8443/
+
+The control server, agent and gateway are not built yet; see README.md.
 EOT
