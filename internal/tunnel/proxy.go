@@ -199,8 +199,13 @@ func listen(addr string) (*listener, error) {
 		return nil, err
 	}
 	if a.Network == "unix" {
-		// A stale socket from a crashed run would make Listen fail.
+		// A stale socket from a crashed run would make Listen fail; a
+		// socket something still answers on is another process's.
 		if fi, err := os.Lstat(a.Address); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			if c, err := net.DialTimeout("unix", a.Address, time.Second); err == nil {
+				c.Close()
+				return nil, fmt.Errorf("listening on %s: another process is serving this socket", addr)
+			}
 			os.Remove(a.Address)
 		}
 	}

@@ -580,8 +580,8 @@ func TestCertificateFileReplaced(t *testing.T) {
 	}
 }
 
-// TestUnixListenStale: a socket file left by a crashed run is replaced; any
-// other file at the path is not.
+// TestUnixListenStale: a socket file left by a crashed run is replaced; a
+// socket another process serves, or any other file at the path, is not.
 func TestUnixListenStale(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -601,6 +601,23 @@ func TestUnixListenStale(t *testing.T) {
 			return ln.Close()
 		}, false},
 		{"regular file", func(path string) error { return os.WriteFile(path, []byte("keep me"), 0o600) }, true},
+		{"live socket", func(path string) error {
+			ln, err := net.Listen("unix", path)
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+			return nil
+		}, true},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -613,8 +630,12 @@ func TestUnixListenStale(t *testing.T) {
 				if p, err := tunnel.New(t.Context(), cfg, tunnel.Options{}); err == nil {
 					t.Errorf("New() = %v, nil; want an error", p)
 				}
-				if b, err := os.ReadFile(path); err != nil || string(b) != "keep me" {
-					t.Errorf("the file at the socket path is now %q, %v", b, err)
+				if fi, err := os.Lstat(path); err != nil {
+					t.Errorf("the file at the socket path is gone: %v", err)
+				} else if fi.Mode().IsRegular() {
+					if b, _ := os.ReadFile(path); string(b) != "keep me" {
+						t.Errorf("the file at the socket path is now %q", b)
+					}
 				}
 				return
 			}
