@@ -187,8 +187,16 @@ func (p *Proxy) apply(cfg Config) (err error) {
 			go p.serve(l)
 		}
 	}
-	for _, s := range old {
+	for name, s := range old {
 		s.stop()
+		if _, kept := built[name]; !kept {
+			// A removed service's gauges would otherwise report a
+			// certificate and connections that no longer exist.
+			p.m.notAfter.DeleteLabelValues(name)
+			if s.open.Load() == 0 {
+				p.m.open.DeleteLabelValues(name)
+			}
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -119,5 +120,28 @@ func TestReadyz(t *testing.T) {
 				t.Errorf("GET /readyz = %d %q, Status().Ready = %v; want 503 with %q", w.Code, w.Body, ready, tt.problem)
 			}
 		})
+	}
+}
+
+// TestRemovedServiceMetrics: a reload that removes a service drops its
+// certificate-expiry series instead of reporting a certificate nobody uses.
+func TestRemovedServiceMetrics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.serverService("a", "127.0.0.1:0", echoBackend(t))
+	b := e.serverService("b", "unix:"+filepath.Join(shortDir(t), "b.sock"), echoBackend(t))
+	h := startProxy(t, config(a, b))
+	const name = "portcullis_tunnel_cert_not_after_timestamp_seconds"
+	if h.metric(t, name, "service", "b") == 0 {
+		t.Fatalf("%s{service=b} missing before the reload", name)
+	}
+	if err := h.p.Reload(config(a)); err != nil {
+		t.Fatalf("Reload(without b) = %v", err)
+	}
+	if v := h.metric(t, name, "service", "b"); v != 0 {
+		t.Errorf("%s{service=b} = %v after b was removed, want no series", name, v)
+	}
+	if h.metric(t, name, "service", "a") == 0 {
+		t.Errorf("%s{service=a} gone, want it kept", name)
 	}
 }
