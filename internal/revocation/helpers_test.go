@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -21,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis-dev/portcullis/internal/pki"
+	"github.com/portcullis-dev/portcullis/internal/pki/pkitest"
 )
 
 // testCA is a CA made in Go: a P-256 key and a self-signed certificate.
@@ -29,23 +29,9 @@ type testCA struct {
 	key  *ecdsa.PrivateKey
 }
 
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+func newKey(t testing.TB) *ecdsa.PrivateKey { t.Helper(); return pkitest.Key(t) }
 
-func newSerial(t testing.TB) *big.Int {
-	t.Helper()
-	n, err := pki.NewSerial(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
+func newSerial(t testing.TB) *big.Int { t.Helper(); return pkitest.Serial(t) }
 
 // newCA makes a CA named cn; ski, when given, replaces its key identifier
 // (to forge a CA that looks like another).
@@ -70,15 +56,7 @@ func newCA(t testing.TB, cn string, ski ...byte) *testCA {
 
 func sign(t testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) *x509.Certificate {
 	t.Helper()
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return pkitest.Sign(t, tmpl, parent, pub, key)
 }
 
 // leaf issues a client certificate; mods adjust the template.

@@ -6,12 +6,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
@@ -23,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/pki/pkitest"
 	"github.com/portcullis-dev/portcullis/internal/tlsconf"
 )
 
@@ -36,44 +35,13 @@ type testCA struct {
 	key  *ecdsa.PrivateKey
 }
 
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+func newKey(t testing.TB) *ecdsa.PrivateKey { t.Helper(); return pkitest.Key(t) }
 
-func serial(t testing.TB) *big.Int {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
+func serial(t testing.TB) *big.Int { t.Helper(); return pkitest.Serial(t) }
 
 func newCA(t testing.TB, cn string) *testCA {
 	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Portcullis Test"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, key := pkitest.SelfSign(t, pkitest.RootTemplate(t, pkix.Name{CommonName: cn, Organization: []string{"Portcullis Test"}}))
 	return &testCA{cert: cert, key: key}
 }
 
@@ -143,22 +111,9 @@ func (ca *testCA) issue(t testing.TB, l leaf) (*x509.Certificate, *ecdsa.Private
 	return ca.sign(t, tmpl, l.key), l.key
 }
 
-func certPEM(certs ...*x509.Certificate) []byte {
-	var b []byte
-	for _, c := range certs {
-		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	return b
-}
+func certPEM(certs ...*x509.Certificate) []byte { return pkitest.CertPEM(certs...) }
 
-func keyPEM(t testing.TB, key crypto.Signer) []byte {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-}
+func keyPEM(t testing.TB, key crypto.Signer) []byte { t.Helper(); return pkitest.KeyPEM(t, key) }
 
 func writeFile(t testing.TB, dir, name string, data []byte) string {
 	t.Helper()

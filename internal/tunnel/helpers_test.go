@@ -3,7 +3,6 @@ package tunnel_test
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portcullis-dev/portcullis/internal/pki/pkitest"
 	"github.com/portcullis-dev/portcullis/internal/policy"
 	"github.com/portcullis-dev/portcullis/internal/tunnel"
 )
@@ -47,44 +47,13 @@ type testCA struct {
 	file string // PEM of cert
 }
 
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+func newKey(t testing.TB) *ecdsa.PrivateKey { t.Helper(); return pkitest.Key(t) }
 
-func newSerial(t testing.TB) *big.Int {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
+func newSerial(t testing.TB) *big.Int { t.Helper(); return pkitest.Serial(t) }
 
 func newCA(t testing.TB, dir, cn string) *testCA {
 	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          newSerial(t),
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Portcullis Test"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, key := pkitest.SelfSign(t, pkitest.RootTemplate(t, pkix.Name{CommonName: cn, Organization: []string{"Portcullis Test"}}))
 	file := writeFile(t, dir, strings.ReplaceAll(cn, " ", "-")+".ca.pem", certPEM(cert))
 	return &testCA{cert: cert, key: key, file: file}
 }
@@ -177,13 +146,7 @@ func (ca *testCA) crl(t testing.TB, dir, name string, revoked ...*x509.Certifica
 	return writeFile(t, dir, name, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
 }
 
-func certPEM(certs ...*x509.Certificate) []byte {
-	var b []byte
-	for _, c := range certs {
-		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	return b
-}
+func certPEM(certs ...*x509.Certificate) []byte { return pkitest.CertPEM(certs...) }
 
 func writeFile(t testing.TB, dir, name string, data []byte) string {
 	t.Helper()
