@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -21,7 +22,7 @@ import (
 // tunnelFlags mirror ghostunnel's flags so its users can swap binaries.
 type tunnelFlags struct {
 	configFile, status, logFormat, logLevel string
-	check, syslog                           bool
+	check, syslog, pprof                    bool
 	timedReload                             time.Duration
 	svc                                     tunnel.Service
 	storepass                               string
@@ -70,6 +71,7 @@ func addCommonTunnelFlags(c *cobra.Command, f *tunnelFlags) {
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.DurationVar(&f.timedReload, "timed-reload", 0, "also re-read certificates at this interval (the file watch always runs)")
 	fl.BoolVar(&f.syslog, "syslog", false, "send logs (and audit events) to the local syslog instead of stderr")
+	fl.BoolVar(&f.pprof, "enable-pprof", false, "serve Go's profiler under /debug/pprof/ on the status listener (it shows internals: keep that listener private)")
 }
 
 func newTunnelModeCmd(mode string) *cobra.Command {
@@ -187,6 +189,7 @@ func runTunnel(c *cobra.Command, f *tunnelFlags, load func() (tunnel.Config, err
 			f.timedReload = d
 		}
 		f.syslog = pf.Lookup("syslog").Value.String() == "true"
+		f.pprof = pf.Lookup("enable-pprof").Value.String() == "true"
 	}
 	logOut := c.ErrOrStderr()
 	if f.syslog {
@@ -222,7 +225,11 @@ func runTunnel(c *cobra.Command, f *tunnelFlags, load func() (tunnel.Config, err
 		log.Info("listening", slog.String("listen", name), slog.String("addr", a.String()))
 	}
 	if cfg.Status != "" {
-		if err := serveStatus(ctx, cfg.Status, p.StatusHandler(), log); err != nil {
+		h := p.StatusHandler()
+		if f.pprof {
+			h = withPprof(h)
+		}
+		if err := serveStatus(ctx, cfg.Status, h, log, f.pprof); err != nil {
 			return err
 		}
 	}
@@ -260,7 +267,20 @@ func reloadOnHUP(ctx context.Context, p *tunnel.Proxy, load func() (tunnel.Confi
 	}
 }
 
-func serveStatus(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+// withPprof adds /debug/pprof/ (ghostunnel's --enable-pprof) in front of
+// the status handler.
+func withPprof(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", h)
+	return mux
+}
+
+func serveStatus(ctx context.Context, addr string, h http.Handler, log *slog.Logger, long bool) error {
 	a, err := tunnel.ParseAddr(addr)
 	if err != nil {
 		return err
@@ -271,6 +291,10 @@ func serveStatus(ctx context.Context, addr string, h http.Handler, log *slog.Log
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	if long {
+		// A CPU profile or trace answers after ?seconds=N.
+		srv.WriteTimeout = 5 * time.Minute
+	}
 	go srv.Serve(ln)
 	go func() {
 		<-ctx.Done()

@@ -12,26 +12,41 @@ import (
 	"time"
 )
 
-// bufSize is one TLS record of plaintext: a read from a tls.Conn returns at
-// most that much, so a larger buffer would only cost memory.
-const bufSize = 16 << 10
+// recordSize is the most plaintext one TLS record carries, and so the
+// most one tls.Conn.Read returns.
+const recordSize = 16 << 10
 
-// bufPool lends copy buffers. A buffer is taken from it only while bytes
+// flowBufSize is the buffer of a direction while bytes flow: several
+// records, so that a run of records already received goes to the target in
+// one write system call instead of one per record (see pipeTLS), and a
+// plaintext source is read in as few calls.
+const flowBufSize = 4 * recordSize
+
+// flowPool lends the buffers of directions that hold one only while bytes
 // flow: where the source can be waited on without a buffer (TCP, UNIX, and
 // TLS over those; see copy_unix.go), a direction gives its buffer back
 // before it waits for more input, so an idle connection holds none.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+// heldPool lends the smaller buffers of directions that keep theirs for
+// their whole life (pipeBuffered).
+var (
+	flowPool = sync.Pool{New: func() any { b := make([]byte, flowBufSize); return &b }}
+	heldPool = sync.Pool{New: func() any { b := make([]byte, recordSize); return &b }}
+)
 
-// bufsInUse counts the buffers taken from bufPool and not yet returned.
+// bufsInUse counts the buffers taken from the pools and not yet returned.
 var bufsInUse atomic.Int64
 
 func getBuf() *[]byte {
 	bufsInUse.Add(1)
-	return bufPool.Get().(*[]byte)
+	return flowPool.Get().(*[]byte)
 }
 
 func putBuf(bp *[]byte) {
-	bufPool.Put(bp)
+	if len(*bp) == recordSize {
+		heldPool.Put(bp)
+	} else {
+		flowPool.Put(bp)
+	}
 	bufsInUse.Add(-1)
 }
 
@@ -107,11 +122,7 @@ func pipe(dst, src net.Conn) (int64, error) {
 	var n int64
 	var err error
 	if tc, ok := src.(*tls.Conn); ok {
-		if rc := rawConnOf(tc.NetConn()); rc != nil {
-			n, err = pipeTLS(dst, tc, rc)
-		} else {
-			n, err = pipeBuffered(dst, src)
-		}
+		n, err = pipeTLS(dst, tc)
 	} else if rc := rawConnOf(src); rc != nil {
 		n, err = pipeRaw(dst, src, rc)
 	} else {
@@ -126,7 +137,8 @@ func pipe(dst, src net.Conn) (int64, error) {
 // pipeBuffered is the portable copy loop: it holds its buffer for as long
 // as the direction lasts, idle or not.
 func pipeBuffered(dst, src net.Conn) (int64, error) {
-	bp := getBuf()
+	bufsInUse.Add(1)
+	bp := heldPool.Get().(*[]byte)
 	buf := *bp
 	var n int64
 	var err error
@@ -151,42 +163,66 @@ func pipeBuffered(dst, src net.Conn) (int64, error) {
 	return n, err
 }
 
-// pipeTLS copies from a TLS connection whose socket can be waited on.
-// crypto/tls keeps bytes it has received but not returned (whole records
-// after the one being read, a partial record) in its own buffers, so the
-// socket being quiet does not mean nothing is left. After a Read, if the
-// socket has nothing, pipeTLS drains what the tls.Conn already holds with
-// reads under a read deadline in the past: such a read does no I/O (the
-// poller fails it before the read system call), returns whatever whole
-// records are buffered, and ends with a deadline error, which crypto/tls
-// treats as temporary (readRecordOrCCS does not record it, a partial record
-// stays in rawInput), so the connection stays usable. What remains is at
-// most a partial record, which only the socket can complete: pipeTLS then
-// clears the deadline, gives back its buffer and waits for the socket.
+// pipeTLS copies from a TLS connection. It waits for input with a
+// one-byte Read, which holds no pooled buffer however long the connection
+// stays idle: crypto/tls reads and decrypts a whole record into its own
+// buffer and returns the first byte. Only then does pipeTLS take a buffer
+// and gather the rest of that record, and any further whole records
+// crypto/tls already received, with reads under a read deadline in the
+// past. Such a read does no I/O (the poller fails it before the read system
+// call), returns what is buffered, and ends with a deadline error, which
+// crypto/tls treats as temporary (readRecordOrCCS does not record it; a
+// partial record stays in rawInput), so the connection stays usable. The
+// gathered records go to dst in one write: a read system call often brings
+// in more than one record, and without gathering each would cost a write
+// system call of its own.
 //
 // It owns the read deadline of tc while it runs.
-func pipeTLS(dst net.Conn, tc *tls.Conn, rc rawConn) (int64, error) {
-	w := newWaiter(rc)
+func pipeTLS(dst net.Conn, tc *tls.Conn) (int64, error) {
+	var one [1]byte
 	var n int64
 	var err error
-	// The handshake may have read records past its end: drain first.
-	draining := tc.SetReadDeadline(aLongTimeAgo) == nil
+	// The handshake may have read records past its end: gather first.
+	past := tc.SetReadDeadline(aLongTimeAgo) == nil
 	for {
-		if w.bp == nil {
-			w.bp = getBuf()
-		}
-		nr, rerr := tc.Read(*w.bp)
-		drained := draining && rerr != nil && errors.Is(rerr, os.ErrDeadlineExceeded)
-		if drained {
-			rerr = nil
-		}
-		if nr > 0 {
-			nw, werr := dst.Write((*w.bp)[:nr])
-			n += int64(nw)
-			if werr != nil {
-				err = werr
+		var rerr error
+		head := 0
+		if !past {
+			head, rerr = tc.Read(one[:])
+			if head == 0 {
+				if rerr != io.EOF {
+					err = rerr
+				}
 				break
 			}
+			if rerr == nil {
+				past = tc.SetReadDeadline(aLongTimeAgo) == nil
+			}
+		}
+		bp := getBuf()
+		buf := *bp
+		nr := copy(buf, one[:head])
+		for past && rerr == nil && nr+recordSize <= len(buf) {
+			var m int
+			m, rerr = tc.Read(buf[nr:])
+			nr += m
+			if isDeadline(rerr) {
+				// Nothing whole left in tc: wait for the socket.
+				rerr = nil
+				tc.SetReadDeadline(time.Time{})
+				past = false
+			}
+		}
+		var werr error
+		if nr > 0 {
+			var nw int
+			nw, werr = dst.Write(buf[:nr])
+			n += int64(nw)
+		}
+		putBuf(bp)
+		if werr != nil {
+			err = werr
+			break
 		}
 		if rerr != nil {
 			if rerr != io.EOF {
@@ -194,30 +230,17 @@ func pipeTLS(dst net.Conn, tc *tls.Conn, rc rawConn) (int64, error) {
 			}
 			break
 		}
-		if drained {
-			// Nothing whole left in tc: wait for the socket without
-			// a buffer. An error (closed) is left to the next Read.
-			tc.SetReadDeadline(time.Time{})
-			draining = false
-			w.wait()
-			continue
-		}
-		if draining || w.readable() {
-			// Still draining, or more on the wire: read on, keeping
-			// the buffer.
-			continue
-		}
-		draining = tc.SetReadDeadline(aLongTimeAgo) == nil
+		// Still past: the buffer filled up and tc may hold more; the next
+		// round gathers it or finds nothing and waits.
 	}
-	if draining {
+	if past {
 		tc.SetReadDeadline(time.Time{})
 	}
-	if w.bp != nil {
-		putBuf(w.bp)
-		w.bp = nil
-	}
+	releaseFlow(tc)
 	return n, err
 }
+
+func isDeadline(err error) bool { return err != nil && errors.Is(err, os.ErrDeadlineExceeded) }
 
 // rawConn is the socket under a connection, for waiting on it without a
 // buffer.

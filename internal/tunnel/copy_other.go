@@ -2,17 +2,19 @@
 
 package tunnel
 
-import "net"
+import (
+	"crypto/tls"
+	"net"
+)
 
 // rawConnOf: elsewhere (Windows) every direction keeps its buffer for its
 // whole life (pipeBuffered).
 func rawConnOf(net.Conn) rawConn { return nil }
 
-// waiter and pipeRaw are never reached here: rawConnOf returns nil.
-type waiter struct{ bp *[]byte }
-
-func newWaiter(rawConn) *waiter  { return &waiter{} }
-func (w *waiter) wait() error    { return nil }
-func (w *waiter) readable() bool { return true }
-
+// pipeRaw is never reached here: rawConnOf returns nil.
 func pipeRaw(dst, src net.Conn, _ rawConn) (int64, error) { return pipeBuffered(dst, src) }
+
+// newFlowConn: no read-ahead here; crypto/tls reads the socket itself.
+func newFlowConn(c net.Conn) net.Conn { return c }
+
+func releaseFlow(*tls.Conn) {}

@@ -3,6 +3,8 @@
 package tunnel
 
 import (
+	"crypto/tls"
+	"io"
 	"net"
 	"os"
 
@@ -30,67 +32,6 @@ func rawConnOf(c net.Conn) rawConn {
 		return rc
 	}
 	return nil
-}
-
-// waiter waits for a socket to be readable while holding no buffer: the
-// poller (edge-triggered) is armed before each check, so a check that finds
-// nothing and the wait that follows cannot miss data arriving in between.
-// A readiness check is poll(2) with a zero timeout: unlike a MSG_PEEK
-// recv, it does not consume a pending socket error (a reset), which the
-// next Read must report.
-type waiter struct {
-	rc     rawConn
-	bp     *[]byte // the buffer, given back while waiting
-	pfd    [1]unix.PollFd
-	ready  bool
-	waitFn func(uintptr) bool // method values made once: no allocation per wait
-	ctlFn  func(uintptr)
-}
-
-func newWaiter(rc rawConn) *waiter {
-	w := &waiter{rc: rc}
-	w.waitFn = w.waitCheck
-	w.ctlFn = w.ctlCheck
-	return w
-}
-
-// check reports whether fd has data, an EOF or an error pending.
-func (w *waiter) check(fd uintptr) bool {
-	w.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
-	for {
-		n, err := unix.Poll(w.pfd[:], 0)
-		if err == unix.EINTR {
-			continue
-		}
-		// An error from poll itself: let the Read find out.
-		return err != nil || n > 0
-	}
-}
-
-func (w *waiter) waitCheck(fd uintptr) bool {
-	if w.check(fd) {
-		return true
-	}
-	if w.bp != nil {
-		putBuf(w.bp)
-		w.bp = nil
-	}
-	return false
-}
-
-func (w *waiter) ctlCheck(fd uintptr) { w.ready = w.check(fd) }
-
-// wait returns when the socket is readable (or closed, or past its read
-// deadline), having given back the buffer if it had to wait.
-func (w *waiter) wait() error { return w.rc.Read(w.waitFn) }
-
-// readable reports, without waiting, whether the socket has input.
-func (w *waiter) readable() bool {
-	w.ready = false
-	if w.rc.Control(w.ctlFn) != nil {
-		return true // closed: the Read will say
-	}
-	return w.ready
 }
 
 // rawReader reads a socket from inside RawConn.Read: it takes a buffer just
@@ -161,4 +102,93 @@ func pipeRaw(dst, src net.Conn, rc rawConn) (int64, error) {
 		r.bp = nil
 	}
 	return n, err
+}
+
+// flowConn is the socket under a tls.Conn. crypto/tls asks its connection
+// for what the next record needs, so it reads about one record per read
+// system call; flowConn reads up to flowBufSize per call instead, into a
+// pooled buffer it holds only while that buffer has bytes crypto/tls has
+// not taken yet. A burst of records then costs one read system call, and
+// pipeTLS finds them all buffered and writes them on in one call. An idle
+// connection holds no buffer: the wait happens in rawReader, with none.
+//
+// Only the goroutine that reads the tls.Conn (the handshake, then pipeTLS)
+// calls Read and release; crypto/tls serializes those under its input lock.
+type flowConn struct {
+	net.Conn
+	rc      rawConn
+	r       rawReader
+	pending []byte
+}
+
+// newFlowConn wraps a TCP or UNIX stream socket, or returns c as it is.
+func newFlowConn(c net.Conn) net.Conn {
+	rc := rawConnOf(c)
+	if rc == nil {
+		return c
+	}
+	f := &flowConn{Conn: c, rc: rc}
+	f.r.readFn = f.r.read
+	return f
+}
+
+func (f *flowConn) Read(p []byte) (int, error) {
+	if len(f.pending) == 0 {
+		if err := f.fill(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, f.pending)
+	f.pending = f.pending[n:]
+	if len(f.pending) == 0 {
+		f.release()
+	}
+	return n, nil
+}
+
+func (f *flowConn) fill() error {
+	if err := f.rc.Read(f.r.readFn); err != nil {
+		// Closed, or past the read deadline (crypto/tls relies on the
+		// latter being a timeout error, as a Read's would be).
+		if oe, ok := err.(*net.OpError); ok {
+			oe.Op = "read"
+		}
+		f.release()
+		return err
+	}
+	if f.r.errno != nil {
+		f.release()
+		return &net.OpError{Op: "read", Net: f.LocalAddr().Network(), Source: f.LocalAddr(), Addr: f.RemoteAddr(), Err: os.NewSyscallError("read", f.r.errno)}
+	}
+	if f.r.n == 0 {
+		f.release()
+		return io.EOF
+	}
+	f.pending = (*f.r.bp)[:f.r.n]
+	return nil
+}
+
+// release gives back the buffer, dropping unread bytes: call it when
+// nothing will read the connection again, or when it has none.
+func (f *flowConn) release() {
+	f.pending = nil
+	if f.r.bp != nil {
+		putBuf(f.r.bp)
+		f.r.bp = nil
+	}
+}
+
+// CloseWrite half-closes the socket, as the TCP or UNIX conn would.
+func (f *flowConn) CloseWrite() error {
+	if cw, ok := f.Conn.(closeWriter); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// releaseFlow gives back the read-ahead buffer under tc, if any.
+func releaseFlow(tc *tls.Conn) {
+	if f, ok := tc.NetConn().(*flowConn); ok {
+		f.release()
+	}
 }

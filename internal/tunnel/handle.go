@@ -75,7 +75,7 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn) {
 		}
 		defer pre.release()
 	}
-	tc := tls.Server(c, conf)
+	tc := tls.Server(newFlowConn(c), conf)
 	c.SetDeadline(time.Now().Add(time.Duration(pre.cfg.HandshakeTimeout)))
 	start := time.Now()
 	err := tc.HandshakeContext(p.ctx)
@@ -92,6 +92,7 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn) {
 		}
 		s.m.handshakeErr.WithLabelValues(s.cfg.Name, handshakeReason(err)).Inc()
 		tc.Close()
+		releaseFlow(tc)
 		p.finish(s, cl)
 		return
 	}
@@ -159,9 +160,10 @@ func (p *Proxy) handleClient(s *service, c net.Conn) {
 		if err != nil {
 			return nil, err
 		}
-		tc := tls.Client(raw, s.tlsConf)
+		tc := tls.Client(newFlowConn(raw), s.tlsConf)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			raw.Close()
+			releaseFlow(tc)
 			s.m.handshakeErr.WithLabelValues(s.cfg.Name, handshakeReason(err)).Inc()
 			return nil, err
 		}
