@@ -212,7 +212,7 @@ func runTunnel(c *cobra.Command, f *tunnelFlags, load func() (tunnel.Config, err
 	}
 	ctx, stop := signal.NotifyContext(c.Context(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	p, err := tunnel.New(ctx, cfg, tunnel.Options{Logger: log, Audit: obs.NewAuditLogger(logOut), TimedReload: f.timedReload})
+	p, err := tunnel.New(ctx, cfg, tunnel.Options{Logger: log, Audit: obs.NewAuditLogger(logOut), TimedReload: f.timedReload, TrimMemory: true})
 	if err != nil {
 		return err
 	}

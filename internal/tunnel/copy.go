@@ -60,59 +60,83 @@ type result struct {
 }
 
 // fuse copies both ways between client and target until both directions
-// end. When one direction reaches EOF it half-closes the other side's write
+// end, then calls done with what moved, on the goroutine that finished
+// last. It returns at once: each direction runs on a goroutine of its own,
+// started here, so that the goroutines an idle connection keeps are fresh
+// ones with small stacks, not the one that grew a deep stack for the
+// handshake.
+//
+// When one direction reaches EOF it half-closes the other side's write
 // half, so protocols that signal the end of a request with a FIN keep
-// working; after that the other direction gets closeTimeout to finish.
-// lifetime (if positive) bounds the whole connection.
-func fuse(client, target net.Conn, closeTimeout, lifetime time.Duration) result {
-	var res result
-	done := make(chan error, 1)
-	go func() {
-		n, err := pipe(client, target)
-		res.down = n
-		if err != nil {
-			// The target side broke (an alert, a reset) and pipe did not
-			// half-close: nothing more can reach the client, and the
-			// other direction may be blocked reading it. Cut both.
-			client.Close()
-			target.Close()
-		}
-		done <- err
-	}()
-	var stop *time.Timer
+// working; after the client's EOF the target gets closeTimeout to finish
+// its answer. lifetime (if positive) bounds the whole connection.
+func fuse(client, target net.Conn, closeTimeout, lifetime time.Duration, done func(result)) {
+	f := &fusion{client: client, target: target, closeTimeout: closeTimeout, done: done}
+	f.left.Store(2)
 	if lifetime > 0 {
-		stop = time.AfterFunc(lifetime, func() {
-			client.Close()
-			target.Close()
-		})
+		f.stop = time.AfterFunc(lifetime, f.cut)
 	}
-	up, upErr := pipe(target, client)
-	res.up = up
-	if upErr != nil {
+	go f.down()
+	go f.up()
+}
+
+// fusion is one fused connection.
+type fusion struct {
+	client, target  net.Conn
+	closeTimeout    time.Duration
+	done            func(result)
+	res             result
+	upErr, downErr  error
+	stop, closeWait *time.Timer
+	left            atomic.Int32 // directions still running
+}
+
+func (f *fusion) cut() {
+	f.client.Close()
+	f.target.Close()
+}
+
+func (f *fusion) up() {
+	f.res.up, f.upErr = pipe(f.target, f.client)
+	if f.upErr != nil {
 		// The client side broke (a reset, an alert): no answer can reach
 		// it, so waiting closeTimeout would only hold the target.
-		client.Close()
-		target.Close()
+		f.cut()
+	} else {
+		// The client finished sending: give the target closeTimeout to
+		// finish its answer, then cut.
+		f.closeWait = time.AfterFunc(f.closeTimeout, f.cut)
 	}
-	// The client finished sending: give the target closeTimeout to finish
-	// its answer, then cut.
-	timer := time.NewTimer(closeTimeout)
-	var downErr error
-	select {
-	case downErr = <-done:
-	case <-timer.C:
-		client.Close()
-		target.Close()
-		downErr = <-done
+	f.end()
+}
+
+func (f *fusion) down() {
+	f.res.down, f.downErr = pipe(f.client, f.target)
+	if f.downErr != nil {
+		// The target side broke (an alert, a reset) and pipe did not
+		// half-close: nothing more can reach the client, and the other
+		// direction may be blocked reading it. Cut both.
+		f.cut()
 	}
-	timer.Stop()
-	if stop != nil {
-		stop.Stop()
+	f.end()
+}
+
+// end runs as each direction ends; the second one finishes the connection.
+// The atomic counter orders each direction's writes to f before the last
+// one reads them.
+func (f *fusion) end() {
+	if f.left.Add(-1) != 0 {
+		return
 	}
-	client.Close()
-	target.Close()
-	res.err = errors.Join(quiet(upErr), quiet(downErr))
-	return res
+	if f.stop != nil {
+		f.stop.Stop()
+	}
+	if f.closeWait != nil {
+		f.closeWait.Stop()
+	}
+	f.cut()
+	f.res.err = errors.Join(quiet(f.upErr), quiet(f.downErr))
+	f.done(f.res)
 }
 
 // pipe copies src to dst, then half-closes dst. It is the hot path: one

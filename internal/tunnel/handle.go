@@ -45,8 +45,40 @@ func (p *Proxy) finish(s *service, l *connLog) {
 	p.opts.Logger.LogAttrs(context.Background(), level, "connection", attrs...)
 }
 
-// handleServer terminates mTLS from a client and forwards plaintext.
-func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn) {
+// held is what a connection holds until it ends: a limit slot, its place
+// in the open gauge, its target in p.active, and end (from serve).
+type held struct {
+	p       *Proxy
+	slot    *service
+	entered *service
+	tgt     net.Conn
+	end     func()
+}
+
+func (h *held) drop() {
+	if h.tgt != nil {
+		h.p.active.Delete(h.tgt)
+	}
+	if h.entered != nil {
+		h.entered.leave()
+	}
+	if h.slot != nil {
+		h.slot.release()
+	}
+	h.end()
+}
+
+// handleServer terminates mTLS from a client and forwards plaintext. It
+// calls end when the connection is over: on return, or once fuse hands the
+// copying to goroutines of its own, when they finish.
+func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn, end func()) {
+	h := &held{p: p, end: end}
+	handed := false
+	defer func() {
+		if !handed {
+			h.drop()
+		}
+	}()
 	cl := &connLog{peer: c.RemoteAddr().String(), start: time.Now()}
 	conf := l.sniConf
 	if len(r.bySNI) == 0 && r.def != nil {
@@ -73,7 +105,7 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn) {
 			p.finish(pre, cl)
 			return
 		}
-		defer pre.release()
+		h.slot = pre
 	}
 	tc := tls.Server(newFlowConn(c), conf)
 	c.SetDeadline(time.Now().Add(time.Duration(pre.cfg.HandshakeTimeout)))
@@ -107,10 +139,10 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn) {
 			p.finish(s, cl)
 			return
 		}
-		defer s.release()
+		h.slot = s
 	}
 	s.enter()
-	defer s.leave()
+	h.entered = s
 
 	dstart := time.Now()
 	tgt, t, err := s.up.dial(p.ctx, time.Duration(s.cfg.ConnectTimeout), func(ctx context.Context, a Addr) (net.Conn, error) {
@@ -126,7 +158,7 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn) {
 	// Shutdown force-closes the target too: closing the client alone does
 	// not unblock a write to a target that stopped reading.
 	p.active.Store(tgt, struct{}{})
-	defer p.active.Delete(tgt)
+	h.tgt = tgt
 	cl.target = t.addr.String()
 	if s.cfg.ProxyProtocol {
 		if err := writeProxyHeader(tgt, c, &cs); err != nil {
@@ -137,13 +169,24 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn) {
 			return
 		}
 	}
-	res := fuse(tc, tgt, time.Duration(s.cfg.CloseTimeout), time.Duration(s.cfg.MaxConnLifetime))
-	cl.up, cl.down, cl.err, cl.outcome = res.up, res.down, res.err, outcomeOK
-	p.finish(s, cl)
+	handed = true
+	fuse(tc, tgt, time.Duration(s.cfg.CloseTimeout), time.Duration(s.cfg.MaxConnLifetime), func(res result) {
+		cl.up, cl.down, cl.err, cl.outcome = res.up, res.down, res.err, outcomeOK
+		p.finish(s, cl)
+		h.drop()
+	})
 }
 
-// handleClient accepts plaintext and carries it to a target over mTLS.
-func (p *Proxy) handleClient(s *service, c net.Conn) {
+// handleClient accepts plaintext and carries it to a target over mTLS; end
+// as for handleServer.
+func (p *Proxy) handleClient(s *service, c net.Conn, end func()) {
+	h := &held{p: p, end: end}
+	handed := false
+	defer func() {
+		if !handed {
+			h.drop()
+		}
+	}()
 	cl := &connLog{service: s.cfg.Name, peer: c.RemoteAddr().String(), start: time.Now()}
 	if !s.acquire() {
 		cl.outcome = outcomeLimit
@@ -151,9 +194,9 @@ func (p *Proxy) handleClient(s *service, c net.Conn) {
 		p.finish(s, cl)
 		return
 	}
-	defer s.release()
+	h.slot = s
 	s.enter()
-	defer s.leave()
+	h.entered = s
 	dstart := time.Now()
 	tgt, t, err := s.up.dial(p.ctx, time.Duration(s.cfg.ConnectTimeout), func(ctx context.Context, a Addr) (net.Conn, error) {
 		raw, err := plainDialer.DialContext(ctx, a.Network, a.Address)
@@ -180,22 +223,25 @@ func (p *Proxy) handleClient(s *service, c net.Conn) {
 	}
 	s.m.connect.WithLabelValues(s.cfg.Name).Observe(time.Since(dstart).Seconds())
 	p.active.Store(tgt, struct{}{}) // for shutdown, as in handleServer
-	defer p.active.Delete(tgt)
+	h.tgt = tgt
 	tc := tgt.(*tls.Conn)
 	cs := tc.ConnectionState()
 	cl.target, cl.resumed = t.addr.String(), cs.DidResume
 	if len(cs.PeerCertificates) > 0 {
 		cl.identity = identity(cs.PeerCertificates[0].Subject.CommonName, cs.PeerCertificates[0].URIs)
 	}
-	res := fuse(c, tgt, time.Duration(s.cfg.CloseTimeout), time.Duration(s.cfg.MaxConnLifetime))
-	cl.up, cl.down, cl.err, cl.outcome = res.up, res.down, res.err, outcomeOK
-	if res.err != nil && isDenial(res.err) {
-		// In TLS 1.3 a server refusing our certificate says so after our
-		// handshake ended, on the first read: "remote error: tls: bad
-		// certificate".
-		cl.outcome = outcomeDenied
-	}
-	p.finish(s, cl)
+	handed = true
+	fuse(c, tgt, time.Duration(s.cfg.CloseTimeout), time.Duration(s.cfg.MaxConnLifetime), func(res result) {
+		cl.up, cl.down, cl.err, cl.outcome = res.up, res.down, res.err, outcomeOK
+		if res.err != nil && isDenial(res.err) {
+			// In TLS 1.3 a server refusing our certificate says so after
+			// our handshake ended, on the first read: "remote error: tls:
+			// bad certificate".
+			cl.outcome = outcomeDenied
+		}
+		p.finish(s, cl)
+		h.drop()
+	})
 }
 
 func writeProxyHeader(tgt net.Conn, c net.Conn, cs *tls.ConnectionState) error {

@@ -34,6 +34,10 @@ type Options struct {
 	TimedReload time.Duration
 	// HTTPClient fetches CRLs and OCSP answers.
 	HTTPClient *http.Client
+	// TrimMemory returns free memory to the system after each burst of
+	// new connections (see trim.go): for the process that runs the proxy,
+	// not for tests that run several.
+	TrimMemory bool
 }
 
 // Proxy runs every service of a Config.
@@ -48,6 +52,7 @@ type Proxy struct {
 	listeners map[string]*listener
 	conns     sync.WaitGroup
 	active    sync.Map // net.Conn → struct{}: what shutdown force-closes
+	accepted  atomic.Int64
 	// closing is set by Run, under mu, when it closes the listeners: a
 	// connection accepted just before is dropped rather than counted in
 	// conns after Run started waiting on it.
@@ -270,6 +275,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 		go p.serve(l)
 	}
 	p.mu.Unlock()
+	if p.opts.TrimMemory {
+		go p.trimLoop(ctx, &p.accepted)
+	}
 	<-ctx.Done()
 	p.mu.Lock()
 	p.closing = true
@@ -330,15 +338,18 @@ func (p *Proxy) serve(l *listener) {
 		}
 		p.conns.Add(1)
 		p.mu.Unlock()
+		p.accepted.Add(1)
 		p.active.Store(c, struct{}{})
 		go func() {
-			defer p.conns.Done()
-			defer p.active.Delete(c)
+			end := func() {
+				p.active.Delete(c)
+				p.conns.Done()
+			}
 			if r.def != nil && len(r.bySNI) == 0 && r.def.cfg.Mode == ModeClient {
-				p.handleClient(r.def, c)
+				p.handleClient(r.def, c, end)
 				return
 			}
-			p.handleServer(l, r, c)
+			p.handleServer(l, r, c, end)
 		}()
 	}
 }
