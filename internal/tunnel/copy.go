@@ -26,8 +26,9 @@ const flowBufSize = 4 * recordSize
 // flow: where the source can be waited on without a buffer (TCP, UNIX, and
 // TLS over those; see copy_unix.go), a direction gives its buffer back
 // before it waits for more input, so an idle connection holds none.
-// heldPool lends the smaller buffers of directions that keep theirs for
-// their whole life (pipeBuffered).
+// heldPool lends record-sized buffers: to directions that keep theirs for
+// their whole life (pipeBuffered), and to pipeTLS for rounds that are not
+// part of a stream.
 var (
 	flowPool = sync.Pool{New: func() any { b := make([]byte, flowBufSize); return &b }}
 	heldPool = sync.Pool{New: func() any { b := make([]byte, recordSize); return &b }}
@@ -39,6 +40,12 @@ var bufsInUse atomic.Int64
 func getBuf() *[]byte {
 	bufsInUse.Add(1)
 	return flowPool.Get().(*[]byte)
+}
+
+// getSmallBuf lends a record-sized buffer.
+func getSmallBuf() *[]byte {
+	bufsInUse.Add(1)
+	return heldPool.Get().(*[]byte)
 }
 
 func putBuf(bp *[]byte) {
@@ -161,8 +168,7 @@ func pipe(dst, src net.Conn) (int64, error) {
 // pipeBuffered is the portable copy loop: it holds its buffer for as long
 // as the direction lasts, idle or not.
 func pipeBuffered(dst, src net.Conn) (int64, error) {
-	bufsInUse.Add(1)
-	bp := heldPool.Get().(*[]byte)
+	bp := getSmallBuf()
 	buf := *bp
 	var n int64
 	var err error
@@ -206,6 +212,9 @@ func pipeTLS(dst net.Conn, tc *tls.Conn) (int64, error) {
 	var one [1]byte
 	var n int64
 	var err error
+	// A round that filled its buffer asks for a large one next: a request
+	// or an answer fits a record-sized buffer, a stream does not.
+	large := false
 	// The handshake may have read records past its end: gather first.
 	past := tc.SetReadDeadline(aLongTimeAgo) == nil
 	for {
@@ -223,10 +232,16 @@ func pipeTLS(dst net.Conn, tc *tls.Conn) (int64, error) {
 				past = tc.SetReadDeadline(aLongTimeAgo) == nil
 			}
 		}
-		bp := getBuf()
+		var bp *[]byte
+		if large {
+			bp = getBuf()
+		} else {
+			bp = getSmallBuf()
+		}
 		buf := *bp
 		nr := copy(buf, one[:head])
-		for past && rerr == nil && nr+recordSize <= len(buf) {
+		// What does not fit stays in tc for the next round.
+		for past && rerr == nil && nr < len(buf) {
 			var m int
 			m, rerr = tc.Read(buf[nr:])
 			nr += m
@@ -237,6 +252,7 @@ func pipeTLS(dst net.Conn, tc *tls.Conn) (int64, error) {
 				past = false
 			}
 		}
+		large = nr == len(buf)
 		var werr error
 		if nr > 0 {
 			var nw int

@@ -114,11 +114,18 @@ func pipeRaw(dst, src net.Conn, rc rawConn) (int64, error) {
 //
 // Only the goroutine that reads the tls.Conn (the handshake, then pipeTLS)
 // calls Read and release; crypto/tls serializes those under its input lock.
+//
+// Reading ahead costs a copy, and a buffer for connections that move a few
+// bytes at a time (the handshake, requests and answers) would be wasted:
+// flowConn reads straight into crypto/tls's buffer until a read fills that
+// buffer (a stream is coming), and goes back to it after a read of less
+// than a record.
 type flowConn struct {
 	net.Conn
 	rc      rawConn
 	r       rawReader
 	pending []byte
+	ahead   bool // reading ahead
 }
 
 // newFlowConn wraps a TCP or UNIX stream socket, or returns c as it is.
@@ -134,9 +141,15 @@ func newFlowConn(c net.Conn) net.Conn {
 
 func (f *flowConn) Read(p []byte) (int, error) {
 	if len(f.pending) == 0 {
+		if !f.ahead {
+			n, err := f.Conn.Read(p)
+			f.ahead = n == len(p) && n >= recordSize
+			return n, err
+		}
 		if err := f.fill(); err != nil {
 			return 0, err
 		}
+		f.ahead = len(f.pending) >= recordSize
 	}
 	n := copy(p, f.pending)
 	f.pending = f.pending[n:]
