@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -72,6 +73,7 @@ func (r *rawReader) read(fd uintptr) bool {
 func pipeRaw(dst, src net.Conn, rc rawConn) (int64, error) {
 	r := &rawReader{}
 	r.readFn = r.read
+	fc := flowUnder(dst)
 	var n int64
 	var err error
 	for {
@@ -90,7 +92,15 @@ func pipeRaw(dst, src net.Conn, rc rawConn) (int64, error) {
 		if r.n == 0 {
 			break // EOF
 		}
+		if fc != nil {
+			fc.batch()
+		}
 		nw, werr := dst.Write((*r.bp)[:r.n])
+		if fc != nil {
+			if ferr := fc.flush(); werr == nil {
+				werr = ferr
+			}
+		}
 		n += int64(nw)
 		if werr != nil {
 			err = werr
@@ -126,6 +136,82 @@ type flowConn struct {
 	r       rawReader
 	pending []byte
 	ahead   bool // reading ahead
+
+	// Writes: crypto/tls writes each record with a write of its own;
+	// between batch and flush, flowConn gathers them (a 64 KiB plaintext
+	// read becomes one write system call, not four, and the small records
+	// of crypto/tls's dynamic record sizing one, not dozens). wmu orders
+	// those writes with flush: crypto/tls serializes its own writes, but
+	// flush comes from outside it.
+	wmu      sync.Mutex
+	batching bool
+	wbuf     *[]byte
+}
+
+// writeBufSize holds a flowBufSize plaintext as TLS 1.3 records: each adds
+// a 5-byte header, the content type and a 16-byte tag.
+const writeBufSize = flowBufSize + 64*22
+
+var writePool = sync.Pool{New: func() any { b := make([]byte, 0, writeBufSize); return &b }}
+
+// flowUnder returns the flowConn under a tls.Conn, or nil.
+func flowUnder(c net.Conn) *flowConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		if f, ok := tc.NetConn().(*flowConn); ok {
+			return f
+		}
+	}
+	return nil
+}
+
+func (f *flowConn) batch() {
+	f.wmu.Lock()
+	f.batching = true
+	f.wmu.Unlock()
+}
+
+// flush writes what the batch gathered and ends the batch.
+func (f *flowConn) flush() error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	f.batching = false
+	return f.flushLocked()
+}
+
+func (f *flowConn) flushLocked() error {
+	if f.wbuf == nil {
+		return nil
+	}
+	b := *f.wbuf
+	*f.wbuf = b[:0]
+	writePool.Put(f.wbuf)
+	f.wbuf = nil
+	if len(b) == 0 {
+		return nil
+	}
+	_, err := f.Conn.Write(b)
+	return err
+}
+
+func (f *flowConn) Write(p []byte) (int, error) {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if !f.batching {
+		return f.Conn.Write(p)
+	}
+	if f.wbuf != nil && len(*f.wbuf)+len(p) > cap(*f.wbuf) {
+		if err := f.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	if len(p) > writeBufSize {
+		return f.Conn.Write(p)
+	}
+	if f.wbuf == nil {
+		f.wbuf = writePool.Get().(*[]byte)
+	}
+	*f.wbuf = append(*f.wbuf, p...)
+	return len(p), nil
 }
 
 // newFlowConn wraps a TCP or UNIX stream socket, or returns c as it is.
