@@ -182,14 +182,14 @@ func (f *flowConn) flushLocked() error {
 	if f.wbuf == nil {
 		return nil
 	}
-	b := *f.wbuf
-	*f.wbuf = b[:0]
+	var err error
+	if b := *f.wbuf; len(b) > 0 {
+		_, err = f.Conn.Write(b)
+	}
+	// Back to the pool only once written: another connection may take it.
+	*f.wbuf = (*f.wbuf)[:0]
 	writePool.Put(f.wbuf)
 	f.wbuf = nil
-	if len(b) == 0 {
-		return nil
-	}
-	_, err := f.Conn.Write(b)
 	return err
 }
 
