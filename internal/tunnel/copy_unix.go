@@ -138,8 +138,8 @@ type flowConn struct {
 	ahead   bool // reading ahead
 
 	// Writes: crypto/tls writes each record with a write of its own;
-	// between batch and flush, flowConn gathers them (a 64 KiB plaintext
-	// read becomes one write system call, not four, and the small records
+	// between batch and flush, flowConn gathers them (a 128 KiB plaintext
+	// read becomes one write system call, not eight, and the small records
 	// of crypto/tls's dynamic record sizing one, not dozens). wmu orders
 	// those writes with flush: crypto/tls serializes its own writes, but
 	// flush comes from outside it.
