@@ -70,22 +70,37 @@ type result struct {
 // fuse copies both ways between client and target until both directions
 // end, then calls done with what moved, on the goroutine that finished
 // last. It returns at once: each direction runs on a goroutine of its own,
-// started here, so that the goroutines an idle connection keeps are fresh
-// ones with small stacks, not the one that grew a deep stack for the
-// handshake.
+// started here, so that the goroutines a connection keeps are fresh ones
+// with small stacks, not the one that grew a deep stack for the handshake.
+// A direction that has had no input for parkAfter gives up its goroutine
+// and waits in the parker (park_linux.go), so an idle connection keeps no
+// goroutine at all.
 //
 // When one direction reaches EOF it half-closes the other side's write
 // half, so protocols that signal the end of a request with a FIN keep
 // working; after the client's EOF the target gets closeTimeout to finish
-// its answer. lifetime (if positive) bounds the whole connection.
+// its answer. lifetime (if positive) bounds the whole connection. Close on
+// the fusion cuts both sides, parked or not.
 func fuse(client, target net.Conn, closeTimeout, lifetime time.Duration, done func(result)) {
+	newFusion(client, target, closeTimeout, done).start(lifetime)
+}
+
+// newFusion prepares a fuse; start starts it (in between, the caller can
+// make the fusion reachable for shutdown before it can end).
+func newFusion(client, target net.Conn, closeTimeout time.Duration, done func(result)) *fusion {
 	f := &fusion{client: client, target: target, closeTimeout: closeTimeout, done: done}
+	f.up = direction{f: f, dst: target, src: client, up: true, rc: rawConnOf(client)}
+	f.down = direction{f: f, dst: client, src: target, rc: rawConnOf(target)}
 	f.left.Store(2)
+	return f
+}
+
+func (f *fusion) start(lifetime time.Duration) {
 	if lifetime > 0 {
 		f.stop = time.AfterFunc(lifetime, f.cut)
 	}
-	go f.down()
-	go f.up()
+	go f.down.run()
+	go f.up.run()
 }
 
 // fusion is one fused connection.
@@ -93,38 +108,141 @@ type fusion struct {
 	client, target  net.Conn
 	closeTimeout    time.Duration
 	done            func(result)
-	res             result
+	up, down        direction
 	upErr, downErr  error
 	stop, closeWait *time.Timer
 	left            atomic.Int32 // directions still running
+
+	mu     sync.Mutex // closed, and each direction's parked state
+	closed bool
 }
 
+// direction is one way of a fusion: src to dst.
+type direction struct {
+	f        *fusion
+	dst, src net.Conn
+	up       bool
+	rc       rawConn // src's socket, for parking; nil: never parks
+	n        int64   // bytes moved so far
+	large    bool    // pipeTLS: the last round filled its buffer
+
+	// Parking state, under f.mu.
+	parked     bool
+	noPark     bool // registering failed once: block instead
+	registered bool // src's socket is in the parker's epoll set
+	id         uint64
+}
+
+// Close cuts the connection; shutdown reaches fused connections through
+// it (Proxy.active).
+func (f *fusion) Close() error {
+	f.cut()
+	return nil
+}
+
+// cut closes both sides and restarts any parked direction, which then
+// finds its source closed and ends.
 func (f *fusion) cut() {
+	f.mu.Lock()
+	f.closed = true
+	kickUp, kickDown := f.up.parked, f.down.parked
+	f.up.parked, f.down.parked = false, false
+	f.mu.Unlock()
 	f.client.Close()
 	f.target.Close()
-}
-
-func (f *fusion) up() {
-	f.res.up, f.upErr = pipe(f.target, f.client)
-	if f.upErr != nil {
-		// The client side broke (a reset, an alert): no answer can reach
-		// it, so waiting closeTimeout would only hold the target.
-		f.cut()
-	} else {
-		// The client finished sending: give the target closeTimeout to
-		// finish its answer, then cut.
-		f.closeWait = time.AfterFunc(f.closeTimeout, f.cut)
+	if kickUp {
+		theParker.remove(&f.up)
+		go f.up.run()
 	}
-	f.end()
+	if kickDown {
+		theParker.remove(&f.down)
+		go f.down.run()
+	}
 }
 
-func (f *fusion) down() {
-	f.res.down, f.downErr = pipe(f.client, f.target)
-	if f.downErr != nil {
-		// The target side broke (an alert, a reset) and pipe did not
-		// half-close: nothing more can reach the client, and the other
-		// direction may be blocked reading it. Cut both.
-		f.cut()
+// run copies until the direction ends or idles; an idle direction parks
+// (its goroutine returns) and runs again, on a new goroutine, when its
+// source has input.
+func (d *direction) run() {
+	for {
+		n, err := pipe(d)
+		d.n += n
+		if err == errIdle {
+			if d.park() {
+				return
+			}
+			continue
+		}
+		d.finish(err)
+		return
+	}
+}
+
+// idleDeadline is the read deadline of a blocking wait: the moment the
+// direction parks instead (zero: it never does).
+func (d *direction) idleDeadline() time.Time {
+	if parkAfter == 0 || d.rc == nil || d.noPark {
+		return time.Time{}
+	}
+	return time.Now().Add(parkAfter)
+}
+
+func (d *direction) park() bool {
+	f := d.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return false
+	}
+	if err := theParker.add(d); err != nil {
+		d.noPark = true
+		return false
+	}
+	d.parked = true
+	return true
+}
+
+// wake runs d again (the parker saw input on its source), unless cut
+// already did.
+func (d *direction) wake() {
+	f := d.f
+	f.mu.Lock()
+	if !d.parked {
+		f.mu.Unlock()
+		return
+	}
+	d.parked = false
+	f.mu.Unlock()
+	go d.run()
+}
+
+func (d *direction) finish(err error) {
+	f := d.f
+	if err == nil {
+		if cw, ok := d.dst.(closeWriter); ok {
+			cw.CloseWrite()
+		}
+	}
+	if d.up {
+		f.upErr = err
+		if err != nil {
+			// The client side broke (a reset, an alert): no answer can
+			// reach it, so waiting closeTimeout would only hold the
+			// target.
+			f.cut()
+		} else {
+			// The client finished sending: give the target closeTimeout
+			// to finish its answer, then cut.
+			f.closeWait = time.AfterFunc(f.closeTimeout, f.cut)
+		}
+	} else {
+		f.downErr = err
+		if err != nil {
+			// The target side broke (an alert, a reset) and nothing was
+			// half-closed: nothing more can reach the client, and the
+			// other direction may be waiting for it. Cut both.
+			f.cut()
+		}
 	}
 	f.end()
 }
@@ -143,27 +261,23 @@ func (f *fusion) end() {
 		f.closeWait.Stop()
 	}
 	f.cut()
-	f.res.err = errors.Join(quiet(f.upErr), quiet(f.downErr))
-	f.done(f.res)
+	f.done(result{up: f.up.n, down: f.down.n, err: errors.Join(quiet(f.upErr), quiet(f.downErr))})
 }
 
-// pipe copies src to dst, then half-closes dst. It is the hot path: one
-// pooled buffer, held only while bytes flow, and no other allocation per
-// read.
-func pipe(dst, src net.Conn) (int64, error) {
-	var n int64
-	var err error
-	if tc, ok := src.(*tls.Conn); ok {
-		n, err = pipeTLS(dst, tc)
-	} else if rc := rawConnOf(src); rc != nil {
-		n, err = pipeRaw(dst, src, rc)
-	} else {
-		n, err = pipeBuffered(dst, src)
+// errIdle: the source had no input for parkAfter.
+var errIdle = errors.New("idle")
+
+// pipe copies d.src to d.dst until EOF (nil), an error, or errIdle. It is
+// the hot path: one pooled buffer, held only while bytes flow, and no other
+// allocation per read.
+func pipe(d *direction) (int64, error) {
+	if tc, ok := d.src.(*tls.Conn); ok {
+		return pipeTLS(d, tc)
 	}
-	if cw, ok := dst.(closeWriter); ok && err == nil {
-		cw.CloseWrite()
+	if d.rc != nil {
+		return pipeRaw(d)
 	}
-	return n, err
+	return pipeBuffered(d.dst, d.src)
 }
 
 // pipeBuffered is the portable copy loop: it holds its buffer for as long
@@ -209,14 +323,16 @@ func pipeBuffered(dst, src net.Conn) (int64, error) {
 // system call of its own.
 //
 // It owns the read deadline of tc while it runs.
-func pipeTLS(dst net.Conn, tc *tls.Conn) (int64, error) {
+func pipeTLS(d *direction, tc *tls.Conn) (int64, error) {
+	dst := d.dst
 	var one [1]byte
 	var n int64
 	var err error
 	// A round that filled its buffer asks for a large one next: a request
 	// or an answer fits a record-sized buffer, a stream does not.
-	large := false
-	// The handshake may have read records past its end: gather first.
+	large := d.large
+	// The handshake may have read records past its end, or input came
+	// while parked: gather first.
 	past := tc.SetReadDeadline(aLongTimeAgo) == nil
 	for {
 		var rerr error
@@ -224,7 +340,9 @@ func pipeTLS(dst net.Conn, tc *tls.Conn) (int64, error) {
 		if !past {
 			head, rerr = tc.Read(one[:])
 			if head == 0 {
-				if rerr != io.EOF {
+				if isDeadline(rerr) {
+					err = errIdle
+				} else if rerr != io.EOF {
 					err = rerr
 				}
 				break
@@ -249,7 +367,7 @@ func pipeTLS(dst net.Conn, tc *tls.Conn) (int64, error) {
 			if isDeadline(rerr) {
 				// Nothing whole left in tc: wait for the socket.
 				rerr = nil
-				tc.SetReadDeadline(time.Time{})
+				tc.SetReadDeadline(d.idleDeadline())
 				past = false
 			}
 		}
@@ -274,6 +392,7 @@ func pipeTLS(dst net.Conn, tc *tls.Conn) (int64, error) {
 		// Still past: the buffer filled up and tc may hold more; the next
 		// round gathers it or finds nothing and waits.
 	}
+	d.large = large
 	if past {
 		tc.SetReadDeadline(time.Time{})
 	}

@@ -12,7 +12,7 @@ import (
 func rawConnOf(net.Conn) rawConn { return nil }
 
 // pipeRaw is never reached here: rawConnOf returns nil.
-func pipeRaw(dst, src net.Conn, _ rawConn) (int64, error) { return pipeBuffered(dst, src) }
+func pipeRaw(d *direction) (int64, error) { return pipeBuffered(d.dst, d.src) }
 
 // newFlowConn: no read-ahead here; crypto/tls reads the socket itself.
 func newFlowConn(c net.Conn) net.Conn { return c }

@@ -45,7 +45,7 @@ func BenchmarkPipe(b *testing.B) {
 	dst, reader := tcpPair(b)
 	piped := make(chan int64, 1)
 	go func() {
-		n, _ := pipe(dst, src)
+		n, _ := pipeConns(dst, src)
 		piped <- n
 	}()
 	next := make(chan struct{})

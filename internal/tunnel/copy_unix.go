@@ -13,9 +13,14 @@ import (
 )
 
 // rawConnOf returns the socket of a stream connection with no user-space
-// buffering (TCP, UNIX stream), or nil.
+// buffering (TCP, UNIX stream; and under a tls.Conn, for parking), or nil.
 func rawConnOf(c net.Conn) rawConn {
 	switch c := c.(type) {
+	case *tls.Conn:
+		if f, ok := c.NetConn().(*flowConn); ok {
+			return f.rc
+		}
+		return nil
 	case *net.TCPConn:
 		rc, err := c.SyscallConn()
 		if err != nil {
@@ -70,14 +75,22 @@ func (r *rawReader) read(fd uintptr) bool {
 
 // pipeRaw copies from a TCP or UNIX stream socket, holding a buffer only
 // from the read system call that returns data to the end of its write.
-func pipeRaw(dst, src net.Conn, rc rawConn) (int64, error) {
+func pipeRaw(d *direction) (int64, error) {
+	dst, src, rc := d.dst, d.src, d.rc
 	r := &rawReader{}
 	r.readFn = r.read
 	fc := flowUnder(dst)
 	var n int64
 	var err error
 	for {
+		if dl := d.idleDeadline(); !dl.IsZero() {
+			src.SetReadDeadline(dl)
+		}
 		if rerr := rc.Read(r.readFn); rerr != nil {
+			if isDeadline(rerr) {
+				err = errIdle
+				break
+			}
 			// Closed, or past a read deadline: report it as a Read would.
 			if oe, ok := rerr.(*net.OpError); ok {
 				oe.Op = "read"

@@ -30,3 +30,14 @@ func TestClientResetClosesTargetAtOnce(t *testing.T) {
 		t.Error("target side still open after the client side failed")
 	}
 }
+
+// pipeConns runs one direction from src to dst, without parking, then
+// half-closes dst as a finished direction does.
+func pipeConns(dst, src net.Conn) (int64, error) {
+	d := &direction{dst: dst, src: src, rc: rawConnOf(src), noPark: true}
+	n, err := pipe(d)
+	if cw, ok := dst.(closeWriter); ok && err == nil {
+		cw.CloseWrite()
+	}
+	return n, err
+}

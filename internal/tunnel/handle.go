@@ -52,12 +52,16 @@ type held struct {
 	slot    *service
 	entered *service
 	tgt     net.Conn
+	fu      *fusion
 	end     func()
 }
 
 func (h *held) drop() {
 	if h.tgt != nil {
 		h.p.active.Delete(h.tgt)
+	}
+	if h.fu != nil {
+		h.p.active.Delete(h.fu)
 	}
 	if h.entered != nil {
 		h.entered.leave()
@@ -170,11 +174,15 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn, end func()) {
 		}
 	}
 	handed = true
-	fuse(tc, tgt, time.Duration(s.cfg.CloseTimeout), time.Duration(s.cfg.MaxConnLifetime), func(res result) {
+	h.fu = newFusion(tc, tgt, time.Duration(s.cfg.CloseTimeout), func(res result) {
 		cl.up, cl.down, cl.err, cl.outcome = res.up, res.down, res.err, outcomeOK
 		p.finish(s, cl)
 		h.drop()
 	})
+	// Shutdown closes it through the fusion: closing only the sockets
+	// would not restart a parked direction.
+	p.active.Store(h.fu, struct{}{})
+	h.fu.start(time.Duration(s.cfg.MaxConnLifetime))
 }
 
 // handleClient accepts plaintext and carries it to a target over mTLS; end
@@ -231,7 +239,7 @@ func (p *Proxy) handleClient(s *service, c net.Conn, end func()) {
 		cl.identity = identity(cs.PeerCertificates[0].Subject.CommonName, cs.PeerCertificates[0].URIs)
 	}
 	handed = true
-	fuse(c, tgt, time.Duration(s.cfg.CloseTimeout), time.Duration(s.cfg.MaxConnLifetime), func(res result) {
+	h.fu = newFusion(c, tgt, time.Duration(s.cfg.CloseTimeout), func(res result) {
 		cl.up, cl.down, cl.err, cl.outcome = res.up, res.down, res.err, outcomeOK
 		if res.err != nil && isDenial(res.err) {
 			// In TLS 1.3 a server refusing our certificate says so after
@@ -242,6 +250,8 @@ func (p *Proxy) handleClient(s *service, c net.Conn, end func()) {
 		p.finish(s, cl)
 		h.drop()
 	})
+	p.active.Store(h.fu, struct{}{}) // as in handleServer
+	h.fu.start(time.Duration(s.cfg.MaxConnLifetime))
 }
 
 func writeProxyHeader(tgt net.Conn, c net.Conn, cs *tls.ConnectionState) error {

@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -51,7 +52,7 @@ type Proxy struct {
 	services  map[string]*service
 	listeners map[string]*listener
 	conns     sync.WaitGroup
-	active    sync.Map // net.Conn → struct{}: what shutdown force-closes
+	active    sync.Map // io.Closer (a conn, a fusion) → struct{}: what shutdown force-closes
 	accepted  atomic.Int64
 	// closing is set by Run, under mu, when it closes the listeners: a
 	// connection accepted just before is dropped rather than counted in
@@ -276,7 +277,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 	p.mu.Unlock()
 	if p.opts.TrimMemory {
-		go p.trimLoop(ctx, &p.accepted)
+		go p.trimLoop(ctx, func() int64 { return p.accepted.Load() + parks.Load() })
 	}
 	<-ctx.Done()
 	p.mu.Lock()
@@ -293,7 +294,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	case <-drained:
 	case <-time.After(timeout):
 		n := 0
-		p.active.Range(func(k, _ any) bool { k.(net.Conn).Close(); n++; return true })
+		p.active.Range(func(k, _ any) bool { k.(io.Closer).Close(); n++; return true })
 		p.opts.Logger.Warn("shutdown timeout: closed connections still open", slog.Int("closed", n))
 		<-drained
 	}

@@ -1,0 +1,113 @@
+package tunnel_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/tunnel"
+)
+
+// waitParks waits until at least want directions have parked in all.
+func waitParks(t *testing.T, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(ioTimeout)
+	for tunnel.Parks() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d directions parked, want at least %d", tunnel.Parks(), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestParkedConnections: connections that idle long enough to park (their
+// copy goroutines return) carry data again in both directions, half-close,
+// reset and shutdown reach them, and none is lost or left behind.
+func TestParkedConnections(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("directions park on Linux only")
+	}
+	e := newEnv(t)
+	srv := startProxy(t, config(e.serverService("srv", "127.0.0.1:0", echoBackend(t))))
+	cli := startProxy(t, config(e.clientService("cli", "127.0.0.1:0", srv.addr(t, "127.0.0.1:0").String())))
+	const n = 8
+	before := tunnel.Parks()
+	var conns []net.Conn
+	for i := 0; i < n; i++ {
+		c := dial(t, cli.addr(t, "127.0.0.1:0"))
+		roundTrip(t, c, fmt.Sprintf("chain %d", i))
+		tc := dialTLS(t, srv.addr(t, "127.0.0.1:0"), e.tlsClient(e.client))
+		roundTrip(t, tc, fmt.Sprintf("direct %d", i))
+		conns = append(conns, c, tc)
+	}
+	// Every connection through the chain parks four directions (two per
+	// proxy), a direct one two.
+	const perRound = n*4 + n*2
+	waitParks(t, before+perRound)
+	for round := 0; round < 2; round++ {
+		parked := tunnel.Parks()
+		for i, c := range conns {
+			roundTrip(t, c, fmt.Sprintf("after parking, round %d, conn %d", round, i))
+		}
+		waitParks(t, parked+perRound)
+	}
+
+	// Half-close of a parked connection reaches the backend, whose EOF
+	// comes back.
+	if err := closeWrite(conns[0]); err != nil {
+		t.Fatal(err)
+	}
+	conns[0].SetReadDeadline(time.Now().Add(ioTimeout))
+	if b, err := io.ReadAll(conns[0]); err != nil || len(b) != 0 {
+		t.Fatalf("after half-closing a parked connection: ReadAll() = %q, %v; want EOF", b, err)
+	}
+	if l := cli.logs.conn(t); l.str("outcome") != "ok" {
+		t.Errorf("log = %v, want outcome ok", l.attrs)
+	}
+
+	// A reset of a parked connection ends it at once (not at a timeout).
+	conns[2].(*net.TCPConn).SetLinger(0)
+	conns[2].Close()
+	start := time.Now()
+	cli.logs.conn(t)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a reset parked connection ended after %v", d)
+	}
+
+	// The clients close the rest while they are parked: every connection
+	// ends, so shutdown has nothing to wait for.
+	conns[1].Close()
+	for _, c := range conns[3:] {
+		c.Close()
+	}
+	srv.stop(t)
+	cli.stop(t)
+	waitNoBufs(t, "after shutdown")
+}
+
+// TestParkedShutdownTimeout: the shutdown timeout closes connections whose
+// directions are parked, so Run returns.
+func TestParkedShutdownTimeout(t *testing.T) {
+	e := newEnv(t)
+	cfg := config(e.serverService("srv", "127.0.0.1:0", echoBackend(t)))
+	cfg.ShutdownTimeout = tunnel.Duration(shortTimeout)
+	h := startProxy(t, cfg)
+	c := dialTLS(t, h.addr(t, "127.0.0.1:0"), e.tlsClient(e.client))
+	roundTrip(t, c, "hello")
+	if runtime.GOOS == "linux" {
+		waitParks(t, tunnel.Parks()+2)
+	}
+	h.cancel()
+	select {
+	case <-h.done:
+	case <-time.After(ioTimeout):
+		t.Fatal("Run did not return after the shutdown timeout with a parked connection")
+	}
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	if _, err := c.Read(make([]byte, 1)); !isClosed(err) {
+		t.Errorf("Read() = %v, want the connection closed", err)
+	}
+}
