@@ -127,10 +127,9 @@ type direction struct {
 	large    bool    // pipeTLS: the last round filled its buffer
 
 	// Parking state, under f.mu.
-	parked     bool
-	noPark     bool // registering failed once: block instead
-	registered bool // src's socket is in the parker's epoll set
-	id         uint64
+	parked  bool
+	noPark  bool // registering failed once: block instead
+	parkReg      // the parker's, per system
 }
 
 // Close cuts the connection; shutdown reaches fused connections through
@@ -200,20 +199,6 @@ func (d *direction) park() bool {
 	}
 	d.parked = true
 	return true
-}
-
-// wake runs d again (the parker saw input on its source), unless cut
-// already did.
-func (d *direction) wake() {
-	f := d.f
-	f.mu.Lock()
-	if !d.parked {
-		f.mu.Unlock()
-		return
-	}
-	d.parked = false
-	f.mu.Unlock()
-	go d.run()
 }
 
 func (d *direction) finish(err error) {

@@ -5,3 +5,6 @@ func BufsInUse() int64 { return bufsInUse.Load() }
 
 // Parks counts directions parked so far (park_linux.go).
 func Parks() int64 { return parks.Load() }
+
+// ParkedNow counts directions parked at this moment.
+func ParkedNow() int { return theParker.parkedNow() }

@@ -35,6 +35,12 @@ type parker struct {
 
 var theParker parker
 
+// parkReg is a direction's registration with the parker, under d.f.mu.
+type parkReg struct {
+	registered bool // the socket is in the epoll set (armed or not)
+	id         uint64
+}
+
 // parks counts directions parked since start (the memory trim watches it).
 var parks atomic.Int64
 
@@ -117,4 +123,25 @@ func (p *parker) loop() {
 			}
 		}
 	}
+}
+
+// parkedNow counts directions parked at this moment.
+func (p *parker) parkedNow() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.dirs)
+}
+
+// wake runs d again (the parker saw input on its source), unless cut
+// already did.
+func (d *direction) wake() {
+	f := d.f
+	f.mu.Lock()
+	if !d.parked {
+		f.mu.Unlock()
+		return
+	}
+	d.parked = false
+	f.mu.Unlock()
+	go d.run()
 }

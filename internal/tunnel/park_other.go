@@ -15,8 +15,15 @@ type parker struct{}
 
 var theParker parker
 
-func (parker) add(*direction) error { return errors.New("parking: not on this system") }
-func (parker) remove(*direction)    {}
+type parkReg struct{}
+
+func (parker) add(d *direction) error {
+	_ = d.parkReg // nothing to register here
+	return errors.New("parking: not on this system")
+}
+func (parker) remove(*direction) {}
 
 // parks counts directions parked (none here).
 var parks atomic.Int64
+
+func (parker) parkedNow() int { return 0 }

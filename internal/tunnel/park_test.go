@@ -111,3 +111,75 @@ func TestParkedShutdownTimeout(t *testing.T) {
 		t.Errorf("Read() = %v, want the connection closed", err)
 	}
 }
+
+// TestParkingStress: connections through a chain that pause past the park
+// delay at random, then talk, half-close, reset or just close, all at
+// once; every byte comes back, every connection ends, and nothing stays
+// parked or out of the pool.
+func TestParkingStress(t *testing.T) {
+	e := newEnv(t)
+	srv := startProxy(t, config(e.serverService("srv", "127.0.0.1:0", echoBackend(t))))
+	cli := startProxy(t, config(e.clientService("cli", "127.0.0.1:0", srv.addr(t, "127.0.0.1:0").String())))
+	const conns, rounds = 24, 4
+	addr := cli.addr(t, "127.0.0.1:0").String()
+	errc := make(chan error, conns)
+	for i := 0; i < conns; i++ {
+		go func() {
+			errc <- func() error {
+				c, err := net.DialTimeout("tcp", addr, ioTimeout)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(4 * ioTimeout))
+				for r := 0; r < rounds; r++ {
+					// Pauses around the park delay: some directions park,
+					// some are about to, some wake as they do.
+					time.Sleep(time.Duration((i*37+r*53)%250) * time.Millisecond)
+					msg := []byte(fmt.Sprintf("conn %d round %d %s", i, r, string(make([]byte, (i*r*997)%40000))))
+					if _, err := c.Write(msg); err != nil {
+						return fmt.Errorf("conn %d round %d: write: %w", i, r, err)
+					}
+					got := make([]byte, len(msg))
+					if _, err := io.ReadFull(c, got); err != nil {
+						return fmt.Errorf("conn %d round %d: read: %w", i, r, err)
+					}
+					if string(got) != string(msg) {
+						return fmt.Errorf("conn %d round %d: echo differs", i, r)
+					}
+				}
+				time.Sleep(time.Duration(i%3) * 150 * time.Millisecond)
+				switch i % 3 {
+				case 0: // half-close, then the echo's EOF
+					if err := closeWrite(c); err != nil {
+						return err
+					}
+					if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+						return fmt.Errorf("conn %d after half-close: %q, %v", i, b, err)
+					}
+				case 1: // reset
+					c.(*net.TCPConn).SetLinger(0)
+				}
+				return nil
+			}()
+		}()
+	}
+	for i := 0; i < conns; i++ {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}
+	// Every connection ends: both proxies log one line per connection.
+	for i := 0; i < conns; i++ {
+		cli.logs.conn(t)
+		srv.logs.conn(t)
+	}
+	deadline := time.Now().Add(ioTimeout)
+	for tunnel.ParkedNow() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d directions still parked after every connection ended", tunnel.ParkedNow())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitNoBufs(t, "after the stress")
+}
