@@ -179,10 +179,18 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn, end func()) {
 		p.finish(s, cl)
 		h.drop()
 	})
-	// Shutdown closes it through the fusion: closing only the sockets
-	// would not restart a parked direction.
-	p.active.Store(h.fu, struct{}{})
+	p.handOff(h, c, tgt)
 	h.fu.start(time.Duration(s.cfg.MaxConnLifetime))
+}
+
+// handOff makes shutdown close the connection through its fusion (which
+// closes both sockets and restarts parked directions) instead of through
+// the sockets, so it is counted once and nothing stays parked.
+func (p *Proxy) handOff(h *held, c, tgt net.Conn) {
+	p.active.Store(h.fu, struct{}{})
+	p.active.Delete(c)
+	p.active.Delete(tgt)
+	h.tgt = nil
 }
 
 // handleClient accepts plaintext and carries it to a target over mTLS; end
@@ -250,7 +258,7 @@ func (p *Proxy) handleClient(s *service, c net.Conn, end func()) {
 		p.finish(s, cl)
 		h.drop()
 	})
-	p.active.Store(h.fu, struct{}{}) // as in handleServer
+	p.handOff(h, c, tgt)
 	h.fu.start(time.Duration(s.cfg.MaxConnLifetime))
 }
 
