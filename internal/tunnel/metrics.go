@@ -61,6 +61,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "portcullis_tunnel_last_reload_success_timestamp_seconds", Help: "When the configuration or certificates were last (re)loaded successfully.",
 		}),
 	}
-	reg.MustRegister(m.open, m.total, m.handshakeErr, m.bytes, m.handshake, m.connect, m.notAfter, m.reloadOK, m.reloadTime)
+	// Process-wide, as the parker is: how many connection directions wait
+	// without a goroutine (park_linux.go), and how often they parked.
+	parked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "portcullis_tunnel_parked_directions", Help: "Directions of idle connections waiting without a goroutine (Linux).",
+	}, func() float64 { return float64(theParker.parkedNow()) })
+	parksTotal := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "portcullis_tunnel_parks_total", Help: "Times a direction of an idle connection gave up its goroutine.",
+	}, func() float64 { return float64(parks.Load()) })
+	reg.MustRegister(m.open, m.total, m.handshakeErr, m.bytes, m.handshake, m.connect, m.notAfter, m.reloadOK, m.reloadTime, parked, parksTotal)
 	return m
 }

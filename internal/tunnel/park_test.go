@@ -47,6 +47,13 @@ func TestParkedConnections(t *testing.T) {
 	// proxy), a direct one two.
 	const perRound = n*4 + n*2
 	waitParks(t, before+perRound)
+	// The same counts on /metrics (process-wide).
+	if got := srv.metric(t, "portcullis_tunnel_parks_total"); got < float64(before+perRound) {
+		t.Errorf("portcullis_tunnel_parks_total = %v, want at least %d", got, before+perRound)
+	}
+	if got := srv.metric(t, "portcullis_tunnel_parked_directions"); got < 1 {
+		t.Errorf("portcullis_tunnel_parked_directions = %v with idle connections, want some", got)
+	}
 	for round := 0; round < 2; round++ {
 		parked := tunnel.Parks()
 		for i, c := range conns {
