@@ -68,26 +68,22 @@ type result struct {
 	err      error
 }
 
-// fuse copies both ways between client and target until both directions
-// end, then calls done with what moved, on the goroutine that finished
-// last. It returns at once: each direction runs on a goroutine of its own,
-// started here, so that the goroutines a connection keeps are fresh ones
-// with small stacks, not the one that grew a deep stack for the handshake.
-// A direction that has had no input for parkAfter gives up its goroutine
-// and waits in the parker (park_linux.go), so an idle connection keeps no
-// goroutine at all.
+// newFusion prepares the copying both ways between client and target
+// until both directions end, then done is called with what moved, on the
+// goroutine that finished last. start starts it and returns at once (in
+// between, the caller makes the fusion reachable for shutdown before it can
+// end). Each direction runs on a goroutine of its own, started by start,
+// so that the goroutines a connection keeps are fresh ones with small
+// stacks, not the one that grew a deep stack for the handshake. A direction
+// that has had no input for parkAfter gives up its goroutine and waits in
+// the parker (park_linux.go), so an idle connection keeps no goroutine at
+// all.
 //
 // When one direction reaches EOF it half-closes the other side's write
 // half, so protocols that signal the end of a request with a FIN keep
 // working; after the client's EOF the target gets closeTimeout to finish
-// its answer. lifetime (if positive) bounds the whole connection. Close on
-// the fusion cuts both sides, parked or not.
-func fuse(client, target net.Conn, closeTimeout, lifetime time.Duration, done func(result)) {
-	newFusion(client, target, closeTimeout, done).start(lifetime)
-}
-
-// newFusion prepares a fuse; start starts it (in between, the caller can
-// make the fusion reachable for shutdown before it can end).
+// its answer. lifetime (if positive, given to start) bounds the whole
+// connection. Close on the fusion cuts both sides, parked or not.
 func newFusion(client, target net.Conn, closeTimeout time.Duration, done func(result)) *fusion {
 	f := &fusion{client: client, target: target, closeTimeout: closeTimeout, done: done}
 	f.up = direction{f: f, dst: target, src: client, up: true, rc: rawConnOf(client)}

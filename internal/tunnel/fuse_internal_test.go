@@ -13,7 +13,7 @@ func TestClientResetClosesTargetAtOnce(t *testing.T) {
 	a, b := net.Pipe()
 	c, d := net.Pipe()
 	done := make(chan result, 1)
-	fuse(b, c, time.Minute, 0, func(r result) { done <- r })
+	newFusion(b, c, time.Minute, func(r result) { done <- r }).start(0)
 	// The client's side fails with an error other than EOF.
 	a.Write([]byte("x"))
 	buf := make([]byte, 1)
