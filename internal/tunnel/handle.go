@@ -73,8 +73,8 @@ func (h *held) drop() {
 }
 
 // handleServer terminates mTLS from a client and forwards plaintext. It
-// calls end when the connection is over: on return, or once the fusion hands the
-// copying to goroutines of its own, when they finish.
+// calls end when the connection is over: on return, or, once the fusion
+// took over the copying, when both directions finish.
 func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn, end func()) {
 	h := &held{p: p, end: end}
 	handed := false
