@@ -54,6 +54,7 @@ type Proxy struct {
 	conns     sync.WaitGroup
 	active    sync.Map // io.Closer (a conn, a fusion) → struct{}: what shutdown force-closes
 	accepted  atomic.Int64
+	tickets   *ticketKeys
 	// closing is set by Run, under mu, when it closes the listeners: a
 	// connection accepted just before is dropped rather than counted in
 	// conns after Run started waiting on it.
@@ -109,7 +110,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Proxy, error) {
 		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	p := &Proxy{opts: opts, m: newMetrics(opts.Registry), ctx: ctx,
-		services: map[string]*service{}, listeners: map[string]*listener{}}
+		services: map[string]*service{}, listeners: map[string]*listener{}, tickets: newTicketKeys()}
 	if err := p.apply(cfg); err != nil {
 		p.closeAll()
 		return nil, err
@@ -130,7 +131,7 @@ func (p *Proxy) apply(cfg Config) (err error) {
 		return err
 	}
 	d := deps{log: p.opts.Logger, audit: p.opts.Audit, m: p.m, reg: p.opts.Registry,
-		client: p.opts.HTTPClient, reload: p.opts.TimedReload}
+		client: p.opts.HTTPClient, reload: p.opts.TimedReload, tickets: p.tickets}
 	built := map[string]*service{}
 	defer func() {
 		if err != nil {
@@ -279,6 +280,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if p.opts.TrimMemory {
 		go p.trimLoop(ctx, func() int64 { return p.accepted.Load() + parks.Load() })
 	}
+	go p.rotateTickets(ctx)
 	<-ctx.Done()
 	p.mu.Lock()
 	p.closing = true

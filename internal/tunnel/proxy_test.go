@@ -129,6 +129,34 @@ func TestChainResumption(t *testing.T) {
 	}
 }
 
+// TestChainResumptionAcrossReload: a reload of the server-mode proxy
+// (new tls.Configs) does not end resumption: tickets issued before it
+// still resume after it.
+func TestChainResumptionAcrossReload(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	srvCfg := config(e.serverService("srv", "127.0.0.1:0", echoBackend(t)))
+	srv := startProxy(t, srvCfg)
+	cli := startProxy(t, config(e.clientService("cli", "127.0.0.1:0", srv.addr(t, "127.0.0.1:0").String())))
+	connect := func(i int, wantResumed bool) {
+		t.Helper()
+		c := dial(t, cli.addr(t, "127.0.0.1:0"))
+		roundTrip(t, c, "hello")
+		c.Close()
+		cli.logs.conn(t)
+		if l := srv.logs.conn(t); l.str("outcome") != "ok" || l.attrs["resumed"] != wantResumed {
+			t.Errorf("connection %d: server log = %v, want outcome ok, resumed %v", i, l.attrs, wantResumed)
+		}
+	}
+	connect(0, false)
+	connect(1, true)
+	if err := srv.p.Reload(srvCfg); err != nil {
+		t.Fatal(err)
+	}
+	connect(2, true)
+	connect(3, true)
+}
+
 func TestAccessRules(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -217,22 +245,18 @@ func TestClientModeVerify(t *testing.T) {
 }
 
 // TestResumedSessionReauthorized: a session that resumed before a reload
-// must not resume (or connect at all) once the reloaded rules exclude its
-// identity. On an SNI-routed listener the session ticket keys outlive the
-// reload, so the refusal comes from the rules re-run on the resumed
-// handshake; a single-service listener gets new ticket keys with the new
-// service.
+// still resumes after a reload that keeps its identity allowed (session
+// ticket keys outlive reloads, tickets.go), and must not resume (or connect
+// at all) once the reloaded rules exclude its identity: the refusal comes
+// from the rules re-run on the resumed handshake.
 func TestResumedSessionReauthorized(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
 		sni  []string
-		// resumesAfterReload: a reload that keeps the identity allowed
-		// still resumes.
-		resumesAfterReload bool
 	}{
-		{"sni listener", []string{"a.test"}, true},
-		{"single service", nil, false},
+		{"sni listener", []string{"a.test"}},
+		{"single service", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -275,8 +299,8 @@ func TestResumedSessionReauthorized(t *testing.T) {
 			if err := h.p.Reload(build(policy.Rules{CN: []string{"client", "other"}})); err != nil {
 				t.Fatalf("Reload(allowing) = %v", err)
 			}
-			if got := connect(); got != tt.resumesAfterReload {
-				t.Fatalf("after a reload keeping the client allowed, resumed = %v, want %v", got, tt.resumesAfterReload)
+			if !connect() {
+				t.Fatal("after a reload keeping the client allowed, the session did not resume")
 			}
 			if err := h.p.Reload(build(policy.Rules{CN: []string{"other"}})); err != nil {
 				t.Fatalf("Reload(denying) = %v", err)
@@ -290,9 +314,9 @@ func TestResumedSessionReauthorized(t *testing.T) {
 }
 
 // TestResumedSessionOtherService: a ticket issued for one service of an
-// SNI-routed listener is also decryptable by the others (they share the
-// listener's ticket keys); the service it is presented to must still apply
-// its own rules.
+// SNI-routed listener, offered to another, must not get a client past the
+// other's rules (each service has ticket keys of its own, and its rules
+// run on resumed handshakes too).
 func TestResumedSessionOtherService(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -51,6 +51,8 @@ type deps struct {
 	// reload is how often to re-read certificates (--timed-reload); the
 	// file watch runs regardless.
 	reload time.Duration
+	// tickets keys session tickets of server-mode services.
+	tickets *ticketKeys
 }
 
 func newService(ctx context.Context, cfg Service, d deps) (*service, error) {
@@ -94,6 +96,7 @@ func newService(ctx context.Context, cfg Service, d deps) (*service, error) {
 	}
 	if cfg.Mode == ModeServer {
 		s.tlsConf = tlsconf.ServerConfig(s.id, s.verify)
+		d.tickets.set(s.tlsConf, cfg.Name, time.Now())
 	} else {
 		s.tlsConf = tlsconf.ClientConfig(s.id, cfg.ServerName, s.verify)
 		if cfg.DisableAuthentication {
