@@ -3,6 +3,11 @@
 # intermediate, a server certificate for localhost and a device
 # certificate), then prints what to do next. The control server that will
 # serve it arrives in a later release; until then this is the CA alone.
+#
+# test/e2e TestRunScript runs the printed steps as a newcomer copies them:
+# each unindented heading starts a step made of the indented lines under
+# it, and a heading that says "keeps running" is a server it starts in the
+# background (waiting for its 127.0.0.1 --listen/--status/LocalAddr).
 set -euo pipefail
 BIN=${BIN:-bin/portcullis}
 DATA=${DATA:-./portcullis-data}
@@ -30,14 +35,20 @@ cat <<EOT
 Next steps (the CA passphrase is in $PASS):
   $BIN ca issue client alice --dir $DATA --passphrase-file $PASS --email alice@example.com
   $BIN ca revoke alice --dir $DATA --passphrase-file $PASS --reason keyCompromise
-  $BIN ca export demo-laptop --dir $DATA --p12 --password-file $PASS
+  (umask 077; openssl rand -base64 24 > $DATA/p12.pass)   # the PKCS#12 password, never the CA passphrase
+  $BIN ca export demo-laptop --dir $DATA --p12 --password-file $DATA/p12.pass
   openssl verify -CAfile $DATA/ca.crt -untrusted $DATA/intermediate.crt $DATA/issued/localhost.crt
 
-Put an mTLS tunnel in front of a local app on 127.0.0.1:8080 that only fleet devices may reach:
+An mTLS tunnel in front of a local app that only fleet devices may reach.
+In one terminal, a stand-in app on 127.0.0.1:8080 (keeps running; any HTTP server will do):
+  perl -MIO::Socket::INET -e '\$s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:8080", Listen => 8, ReuseAddr => 1) or die "\$!\\n";
+    while (\$c = \$s->accept) { while (<\$c>) { last if /^\\r?\$/ } print \$c "HTTP/1.0 200 OK\\r\\n\\r\\nhello from the backend\\n"; close \$c }'
+In a second terminal, the tunnel in front of it (keeps running):
   $BIN tunnel server --listen 127.0.0.1:8443 --target 127.0.0.1:8080 --status 127.0.0.1:9090 \\
     --cert $DATA/issued/localhost.chain.crt --key $DATA/private/localhost.key --cacert $DATA/ca-bundle.crt \\
     --allow-uri 'spiffe://portcullis.internal/device/*' --crl $DATA/crl.pem
-  curl --cacert $DATA/ca.crt --cert $DATA/issued/demo-laptop.chain.crt --key $DATA/private/demo-laptop.key https://localhost:8443/
+In a third, a fleet device's request through the tunnel:
+  curl -fsS --cacert $DATA/ca.crt --cert $DATA/issued/demo-laptop.chain.crt --key $DATA/private/demo-laptop.key https://localhost:8443/
 
 The control server, agent and gateway are not built yet; see README.md.
 EOT

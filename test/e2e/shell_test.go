@@ -108,19 +108,21 @@ func (s *shellSession) script(st shellStep) string {
 }
 
 // run runs the steps in order, failing at the first that does not work as
-// written.
-func (s *shellSession) run(steps []shellStep) {
+// written, and returns what the last foreground step printed.
+func (s *shellSession) run(steps []shellStep) string {
 	s.t.Helper()
+	var out string
 	for _, st := range steps {
 		if st.background {
 			s.start(st)
 		} else {
-			s.foreground(st)
+			out = s.foreground(st)
 		}
 	}
+	return out
 }
 
-func (s *shellSession) foreground(st shellStep) {
+func (s *shellSession) foreground(st shellStep) string {
 	t := s.t
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), stepTimeout)
@@ -141,6 +143,7 @@ func (s *shellSession) foreground(st shellStep) {
 	if testing.Verbose() {
 		t.Logf("%s ok:\n%s", st, r.stdout)
 	}
+	return r.stdout
 }
 
 // start runs a background step in its own process group, stopped (group
