@@ -41,7 +41,8 @@ Next steps (the CA passphrase is in $PASS):
 
 An mTLS tunnel in front of a local app that only fleet devices may reach.
 In one terminal, a stand-in app on 127.0.0.1:8080 (keeps running; any HTTP server will do):
-  perl -MIO::Socket::INET -e '\$s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:8080", Listen => 8, ReuseAddr => 1) or die "\$!\\n";
+  perl -MIO::Socket::INET -e '\$SIG{PIPE} = "IGNORE";
+    \$s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:8080", Listen => 8, ReuseAddr => 1) or die "\$!\\n";
     while (\$c = \$s->accept) { while (<\$c>) { last if /^\\r?\$/ } print \$c "HTTP/1.0 200 OK\\r\\n\\r\\nhello from the backend\\n"; close \$c }'
 In a second terminal, the tunnel in front of it (keeps running):
   $BIN tunnel server --listen 127.0.0.1:8443 --target 127.0.0.1:8080 --status 127.0.0.1:9090 \\
