@@ -1,10 +1,10 @@
 package tunnel
 
-// BufsInUse is how many copy buffers are out of the pool.
-func BufsInUse() int64 { return bufsInUse.Load() }
+// Buffers is how many copy buffers the proxy's engine has out of the pools.
+func (p *Proxy) Buffers() int64 { return p.engine.Buffers() }
 
-// Parks counts directions parked so far (park_linux.go).
-func Parks() int64 { return parks.Load() }
+// Parks counts directions parked so far by the proxy's engine.
+func (p *Proxy) Parks() int64 { return p.engine.Parks() }
 
-// ParkedNow counts directions parked at this moment.
-func ParkedNow() int { return theParker.parkedNow() }
+// Parked counts the proxy's directions parked at this moment.
+func (p *Proxy) Parked() int { return p.engine.Parked() }

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/tunnel/relay"
 )
 
 // connLog is the one wide line logged when a connection ends.
@@ -52,7 +54,7 @@ type held struct {
 	slot    *service
 	entered *service
 	tgt     net.Conn
-	fu      *fusion
+	fu      *relay.Fusion
 	end     func()
 }
 
@@ -111,7 +113,7 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn, end func()) {
 		}
 		h.slot = pre
 	}
-	tc := tls.Server(newFlowConn(c), conf)
+	tc := tls.Server(p.engine.Wrap(c), conf)
 	c.SetDeadline(time.Now().Add(time.Duration(pre.cfg.HandshakeTimeout)))
 	start := time.Now()
 	err := tc.HandshakeContext(p.ctx)
@@ -128,7 +130,7 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn, end func()) {
 		}
 		s.m.handshakeErr.WithLabelValues(s.cfg.Name, handshakeReason(err)).Inc()
 		tc.Close()
-		releaseFlow(tc)
+		relay.Release(tc)
 		p.finish(s, cl)
 		return
 	}
@@ -174,13 +176,13 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn, end func()) {
 		}
 	}
 	handed = true
-	h.fu = newFusion(tc, tgt, time.Duration(s.cfg.CloseTimeout), func(res result) {
-		cl.up, cl.down, cl.err, cl.outcome = res.up, res.down, res.err, outcomeOK
+	h.fu = p.engine.Fuse(tc, tgt, func(res relay.Result) {
+		cl.up, cl.down, cl.err, cl.outcome = res.Up, res.Down, res.Err, outcomeOK
 		p.finish(s, cl)
 		h.drop()
 	})
 	p.handOff(h, c, tgt)
-	h.fu.start(time.Duration(s.cfg.MaxConnLifetime))
+	h.fu.Start(relay.Limits{CloseTimeout: time.Duration(s.cfg.CloseTimeout), Lifetime: time.Duration(s.cfg.MaxConnLifetime)})
 }
 
 // handOff makes shutdown close the connection through its fusion (which
@@ -219,10 +221,10 @@ func (p *Proxy) handleClient(s *service, c net.Conn, end func()) {
 		if err != nil {
 			return nil, err
 		}
-		tc := tls.Client(newFlowConn(raw), s.tlsConf)
+		tc := tls.Client(p.engine.Wrap(raw), s.tlsConf)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			raw.Close()
-			releaseFlow(tc)
+			relay.Release(tc)
 			s.m.handshakeErr.WithLabelValues(s.cfg.Name, handshakeReason(err)).Inc()
 			return nil, err
 		}
@@ -247,9 +249,9 @@ func (p *Proxy) handleClient(s *service, c net.Conn, end func()) {
 		cl.identity = identity(cs.PeerCertificates[0].Subject.CommonName, cs.PeerCertificates[0].URIs)
 	}
 	handed = true
-	h.fu = newFusion(c, tgt, time.Duration(s.cfg.CloseTimeout), func(res result) {
-		cl.up, cl.down, cl.err, cl.outcome = res.up, res.down, res.err, outcomeOK
-		if res.err != nil && isDenial(res.err) {
+	h.fu = p.engine.Fuse(c, tgt, func(res relay.Result) {
+		cl.up, cl.down, cl.err, cl.outcome = res.Up, res.Down, res.Err, outcomeOK
+		if res.Err != nil && isDenial(res.Err) {
 			// In TLS 1.3 a server refusing our certificate says so after
 			// our handshake ended, on the first read: "remote error: tls:
 			// bad certificate".
@@ -259,7 +261,7 @@ func (p *Proxy) handleClient(s *service, c net.Conn, end func()) {
 		h.drop()
 	})
 	p.handOff(h, c, tgt)
-	h.fu.start(time.Duration(s.cfg.MaxConnLifetime))
+	h.fu.Start(relay.Limits{CloseTimeout: time.Duration(s.cfg.CloseTimeout), Lifetime: time.Duration(s.cfg.MaxConnLifetime)})
 }
 
 func writeProxyHeader(tgt net.Conn, c net.Conn, cs *tls.ConnectionState) error {
