@@ -282,7 +282,6 @@ func (p *Proxy) Run(ctx context.Context) error {
 	p.mu.Unlock()
 	engineDone := make(chan struct{})
 	go func() { p.engine.Run(ctx); close(engineDone) }()
-	go p.rotateTickets(ctx)
 	<-ctx.Done()
 	p.mu.Lock()
 	p.closing = true
