@@ -29,6 +29,8 @@ type metrics struct {
 	notAfter     *prometheus.GaugeVec
 	reloadOK     prometheus.Gauge
 	reloadTime   prometheus.Gauge
+	parked       prometheus.GaugeFunc
+	parks        prometheus.CounterFunc
 }
 
 func newMetrics(reg prometheus.Registerer, eng *relay.Engine) *metrics {
@@ -66,12 +68,12 @@ func newMetrics(reg prometheus.Registerer, eng *relay.Engine) *metrics {
 	// Read from the proxy's copy engine: how many connection directions
 	// wait without a goroutine (relay/park_linux.go), and how often they
 	// parked.
-	parked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	m.parked = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "portcullis_tunnel_parked_directions", Help: "Directions of idle connections waiting without a goroutine (Linux).",
 	}, func() float64 { return float64(eng.Parked()) })
-	parksTotal := prometheus.NewCounterFunc(prometheus.CounterOpts{
+	m.parks = prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "portcullis_tunnel_parks_total", Help: "Times a direction of an idle connection gave up its goroutine.",
 	}, func() float64 { return float64(eng.Parks()) })
-	reg.MustRegister(m.open, m.total, m.handshakeErr, m.bytes, m.handshake, m.connect, m.notAfter, m.reloadOK, m.reloadTime, parked, parksTotal)
+	reg.MustRegister(m.open, m.total, m.handshakeErr, m.bytes, m.handshake, m.connect, m.notAfter, m.reloadOK, m.reloadTime, m.parked, m.parks)
 	return m
 }
