@@ -4,7 +4,9 @@
 // Many services per process, SNI routing on shared ports, failover over
 // several targets, PROXY v2 towards backends, hot reload and graceful
 // shutdown. Identity comes from tlsconf, access rules from policy,
-// revocation from revocation.
+// revocation from revocation. Once a connection is accepted, handshaken
+// and its target dialled, the copying is the copy engine's (package relay,
+// one relay.Engine per Proxy; docs/architecture.md ADR-15).
 package tunnel
 
 import (
