@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/tunnel"
 )
 
 // waitNoBufs waits until none of the proxies has a copy buffer out of the
@@ -163,8 +165,15 @@ func TestTunnelTLSRecordsBackToBack(t *testing.T) {
 // buffer boundaries and batched writes lose, duplicate or reorder nothing.
 func TestTunnelLargeStreams(t *testing.T) {
 	e := newEnv(t)
-	srv := startProxy(t, config(e.serverService("srv", "127.0.0.1:0", echoBackend(t))))
-	cli := startProxy(t, config(e.clientService("cli", "127.0.0.1:0", srv.addr(t, "127.0.0.1:0").String())))
+	// The echo of what is still in flight when the client half-closes
+	// may take longer than the default close timeout (1 s) on a loaded
+	// machine under -race; the proxy would then cut it, correctly.
+	srvSvc := e.serverService("srv", "127.0.0.1:0", echoBackend(t))
+	srvSvc.CloseTimeout = tunnel.Duration(ioTimeout)
+	srv := startProxy(t, config(srvSvc))
+	cliSvc := e.clientService("cli", "127.0.0.1:0", srv.addr(t, "127.0.0.1:0").String())
+	cliSvc.CloseTimeout = tunnel.Duration(ioTimeout)
+	cli := startProxy(t, config(cliSvc))
 	for _, tc := range []struct {
 		name string
 		dial func() net.Conn
