@@ -148,38 +148,28 @@ func newLog() (*slog.Logger, *logBuf) {
 	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
 }
 
-// metric reads one counter or gauge from reg; labels select the series.
-func metric(t testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue series
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
+// oneSource is the series of desc, one of the per-source gauges, of a
+// checker with one source: what testutil.ToFloat64 reads.
+func oneSource(c *Checker, desc *prometheus.Desc) prometheus.Collector {
+	return sourceGauge{c.m.sources, desc}
+}
+
+type sourceGauge struct {
+	sc   *sourceCollector
+	desc *prometheus.Desc
+}
+
+func (g sourceGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g sourceGauge) Collect(ch chan<- prometheus.Metric) {
+	all := make(chan prometheus.Metric, 4*len(g.sc.c.sources))
+	g.sc.Collect(all)
+	close(all)
+	for m := range all {
+		if m.Desc() == g.desc {
+			ch <- m
 		}
 	}
-	t.Fatalf("metric %s%v not found", name, labels)
-	return 0
 }
 
 // fixture is a CA with a good and a revoked leaf, and a checker over a CRL

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/crypto/ocsp"
 )
 
@@ -135,7 +136,7 @@ func TestOCSPResponses(t *testing.T) {
 			if !errors.Is(err, tc.want) || err != nil && !strings.Contains(err.Error(), tc.why) {
 				t.Errorf("Check = %v, want %v with %q", err, tc.want, tc.why)
 			}
-			if got := metric(t, reg, "portcullis_revocation_ocsp_requests_total", "result", tc.result); got != 1 {
+			if got := testutil.ToFloat64(c.m.ocspRequests.WithLabelValues(tc.result)); got != 1 {
 				t.Errorf("ocsp_requests_total{%s} = %v, want 1", tc.result, got)
 			}
 		})

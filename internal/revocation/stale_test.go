@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestExpiredCRL(t *testing.T) {
@@ -45,7 +46,7 @@ func TestExpiredCRL(t *testing.T) {
 			if err := c.Check(context.Background(), held, ca.cert); !errors.Is(err, tc.want) {
 				t.Errorf("Check(held) = %v, want %v: a stale CRL does not prove a hold", err, tc.want)
 			}
-			if got := metric(t, reg, "portcullis_revocation_checks_total", "result", tc.result); got != 4 {
+			if got := testutil.ToFloat64(c.m.checks.WithLabelValues(tc.result)); got != 4 {
 				t.Errorf("checks_total{%s} = %v, want 4", tc.result, got)
 			}
 			// A stale CRL still proves a revocation.
@@ -60,7 +61,7 @@ func TestExpiredCRL(t *testing.T) {
 			if !st.Stale || st.Usable || st.UsableUntil != st.NextUpdate {
 				t.Errorf("Status = %+v, want stale and unusable", st)
 			}
-			if got := metric(t, reg, "portcullis_revocation_crl_stale", "source", path); got != 1 {
+			if got := testutil.ToFloat64(oneSource(c, c.m.sources.stale)); got != 1 {
 				t.Errorf("crl_stale = %v, want 1", got)
 			}
 		})
@@ -121,17 +122,17 @@ func TestCRLExpiresWithoutRefresh(t *testing.T) {
 	if err := c.Check(context.Background(), good, ca.cert); err != nil {
 		t.Fatalf("Check = %v, want nil", err)
 	}
-	if got := metric(t, reg, "portcullis_revocation_crl_stale", "source", path); got != 0 {
+	if got := testutil.ToFloat64(oneSource(c, c.m.sources.stale)); got != 0 {
 		t.Errorf("crl_stale = %v, want 0", got)
 	}
-	if want, got := float64(start.Add(time.Hour).Unix()), metric(t, reg, "portcullis_revocation_crl_next_update_timestamp_seconds", "source", path); got != want {
+	if want, got := float64(start.Add(time.Hour).Unix()), testutil.ToFloat64(oneSource(c, c.m.sources.nextUpdate)); got != want {
 		t.Errorf("crl_next_update_timestamp_seconds = %v, want %v", got, want)
 	}
 	clock.add(time.Hour + time.Second)
 	if err := c.Check(context.Background(), good, ca.cert); !errors.Is(err, ErrUnknown) {
 		t.Errorf("Check after nextUpdate = %v, want ErrUnknown", err)
 	}
-	if got := metric(t, reg, "portcullis_revocation_crl_stale", "source", path); got != 1 {
+	if got := testutil.ToFloat64(oneSource(c, c.m.sources.stale)); got != 1 {
 		t.Errorf("crl_stale = %v, want 1", got)
 	}
 	if d := c.untilDue(); d != 0 {

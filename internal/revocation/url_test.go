@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // crlServer serves one CRL on 127.0.0.1 with an ETag or a Last-Modified
@@ -203,7 +204,7 @@ func TestCRLURLErrors(t *testing.T) {
 			if !strings.Contains(st.LastError, tc.want) || st.CRLNumber != "" || !st.Stale || st.Usable {
 				t.Errorf("Status = %+v, want last error with %q", st, tc.want)
 			}
-			if got := metric(t, reg, "portcullis_revocation_refresh_errors_total", "source", srv.URL); got != 1 {
+			if got := testutil.ToFloat64(c.m.refreshErrors.WithLabelValues(srv.URL)); got != 1 {
 				t.Errorf("refresh_errors_total = %v, want 1", got)
 			}
 			lb.has(t, "level=ERROR", "CRL unavailable", "connections are denied (fail-closed)")

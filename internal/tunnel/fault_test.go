@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/portcullis-dev/portcullis/internal/tunnel"
 )
@@ -514,7 +515,7 @@ func TestReloadBeforeRun(t *testing.T) {
 	if st := p.Status(); st.LastReload.IsZero() || st.ReloadErr != "" {
 		t.Errorf("after New: Status() reload = %v %q, want the time of New, no error", st.LastReload, st.ReloadErr)
 	}
-	if got := metricValue(t, reg, "portcullis_tunnel_last_reload_successful"); got != 1 {
+	if got := testutil.ToFloat64(p.Series("portcullis_tunnel_last_reload_successful")); got != 1 {
 		t.Errorf("after New: last_reload_successful = %v, want 1", got)
 	}
 	bad := svc
@@ -531,7 +532,7 @@ func TestReloadBeforeRun(t *testing.T) {
 	if st := p.Status(); !strings.Contains(st.ReloadErr, "missing.pem") {
 		t.Errorf("after Run: ReloadErr = %q, want the failed reload's error", st.ReloadErr)
 	}
-	if got := metricValue(t, reg, "portcullis_tunnel_last_reload_successful"); got != 0 {
+	if got := testutil.ToFloat64(p.Series("portcullis_tunnel_last_reload_successful")); got != 0 {
 		t.Errorf("after Run: last_reload_successful = %v, want 0", got)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/tunnel/relay"
 )
 
 // connLog is the one wide line logged when a connection ends.
@@ -45,45 +47,68 @@ func (p *Proxy) finish(s *service, l *connLog) {
 	p.opts.Logger.LogAttrs(context.Background(), level, "connection", attrs...)
 }
 
-// held is what a connection holds until it ends: a limit slot, its place
-// in the open gauge, its target in p.active, and end (from serve).
-type held struct {
+// flow is one accepted connection from its accept to its log line: what
+// it holds until it ends (a limit slot, its place in the open gauge, its
+// target in p.active, end from serve) and what its line will say.
+type flow struct {
 	p       *Proxy
+	c       net.Conn // as accepted
+	src     net.Conn // what the fusion copies from: c, or the tls.Conn over it
+	tgt     net.Conn // dialled, until the fusion takes it over
+	log     connLog
 	slot    *service
 	entered *service
-	tgt     net.Conn
-	fu      *fusion
 	end     func()
 }
 
-func (h *held) drop() {
-	if h.tgt != nil {
-		h.p.active.Delete(h.tgt)
-	}
-	if h.fu != nil {
-		h.p.active.Delete(h.fu)
-	}
-	if h.entered != nil {
-		h.entered.leave()
-	}
-	if h.slot != nil {
-		h.slot.release()
-	}
-	h.end()
+func (p *Proxy) newFlow(c net.Conn, end func()) *flow {
+	return &flow{p: p, c: c, src: c, end: end, log: connLog{peer: c.RemoteAddr().String(), start: time.Now()}}
 }
 
-// handleServer terminates mTLS from a client and forwards plaintext. It
-// calls end when the connection is over: on return, or, once the fusion
-// took over the copying, when both directions finish.
+// fail ends a connection that never got fused: it closes what is open,
+// logs outcome and releases what the connection held.
+func (f *flow) fail(s *service, outcome string, err error) {
+	f.src.Close()
+	if tc, ok := f.src.(*tls.Conn); ok {
+		relay.Release(tc)
+	}
+	if f.tgt != nil {
+		f.tgt.Close()
+	}
+	f.log.service, f.log.outcome, f.log.err = s.cfg.Name, outcome, err
+	f.p.finish(s, &f.log)
+	f.drop()
+}
+
+// acquire takes a connection slot of s, or fails the connection at its
+// limit.
+func (f *flow) acquire(s *service) bool {
+	if !s.acquire() {
+		f.fail(s, outcomeLimit, nil)
+		return false
+	}
+	f.slot = s
+	return true
+}
+
+func (f *flow) drop() {
+	if f.tgt != nil {
+		f.p.active.Delete(f.tgt)
+	}
+	if f.entered != nil {
+		f.entered.leave()
+	}
+	if f.slot != nil {
+		f.slot.release()
+	}
+	f.end()
+}
+
+// handleServer terminates mTLS from a client, then forwards plaintext.
+// It calls end when the connection is over: on return, or, once the
+// fusion took over the copying, when both directions finish.
 func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn, end func()) {
-	h := &held{p: p, end: end}
-	handed := false
-	defer func() {
-		if !handed {
-			h.drop()
-		}
-	}()
-	cl := &connLog{peer: c.RemoteAddr().String(), start: time.Now()}
+	f := p.newFlow(c, end)
 	conf := l.sniConf
 	if len(r.bySNI) == 0 && r.def != nil {
 		conf = r.def.tlsConf
@@ -102,16 +127,11 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn, end func()) {
 	// cannot buy handshake CPU past it. With SNI routing the service is
 	// known only after the hello; the limit then applies after it.
 	single := len(r.bySNI) == 0 && r.def != nil
-	if single {
-		if !pre.acquire() {
-			cl.service, cl.outcome = pre.cfg.Name, outcomeLimit
-			c.Close()
-			p.finish(pre, cl)
-			return
-		}
-		h.slot = pre
+	if single && !f.acquire(pre) {
+		return
 	}
-	tc := tls.Server(newFlowConn(c), conf)
+	tc := tls.Server(p.engine.Wrap(c), conf)
+	f.src = tc
 	c.SetDeadline(time.Now().Add(time.Duration(pre.cfg.HandshakeTimeout)))
 	start := time.Now()
 	err := tc.HandshakeContext(p.ctx)
@@ -120,149 +140,129 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn, end func()) {
 	if s == nil {
 		s = pre
 	}
-	cl.service = s.cfg.Name
 	if err != nil {
-		cl.outcome, cl.err = outcomeHandshake, err
-		if isDenial(err) {
-			cl.outcome = outcomeDenied
-		}
 		s.m.handshakeErr.WithLabelValues(s.cfg.Name, handshakeReason(err)).Inc()
-		tc.Close()
-		releaseFlow(tc)
-		p.finish(s, cl)
+		outcome := outcomeHandshake
+		if isDenial(err) {
+			outcome = outcomeDenied
+		}
+		f.fail(s, outcome, err)
 		return
 	}
 	c.SetDeadline(time.Time{})
 	s.m.handshake.WithLabelValues(s.cfg.Name).Observe(time.Since(start).Seconds())
 	leaf := cs.PeerCertificates[0]
-	cl.identity, cl.resumed = identity(leaf.Subject.CommonName, leaf.URIs), cs.DidResume
-	if !single {
-		if !s.acquire() {
-			cl.outcome = outcomeLimit
-			tc.Close()
-			p.finish(s, cl)
-			return
-		}
-		h.slot = s
+	f.log.identity, f.log.resumed = identity(leaf.Subject.CommonName, leaf.URIs), cs.DidResume
+	if !single && !f.acquire(s) {
+		return
 	}
-	s.enter()
-	h.entered = s
+	p.forward(f, s)
+}
 
+// handleClient accepts plaintext and carries it to a target over mTLS; end
+// as for handleServer.
+func (p *Proxy) handleClient(s *service, c net.Conn, end func()) {
+	f := p.newFlow(c, end)
+	if !f.acquire(s) {
+		return
+	}
+	p.forward(f, s)
+}
+
+// forward dials a target of s for an accepted connection (handshaken, in
+// server mode) and fuses the two, or ends the connection with why not.
+func (p *Proxy) forward(f *flow, s *service) {
+	f.log.service = s.cfg.Name
+	s.enter()
+	f.entered = s
 	dstart := time.Now()
-	tgt, t, err := s.up.dial(p.ctx, time.Duration(s.cfg.ConnectTimeout), func(ctx context.Context, a Addr) (net.Conn, error) {
-		return plainDialer.DialContext(ctx, a.Network, a.Address)
-	})
+	tgt, t, err := s.up.dial(p.ctx, time.Duration(s.cfg.ConnectTimeout), p.dialer(s))
 	if err != nil {
-		cl.outcome, cl.err = outcomeUnreachable, err
-		tc.Close()
-		p.finish(s, cl)
+		outcome := outcomeUnreachable
+		if s.cfg.Mode == ModeClient && isDenial(err) {
+			outcome = outcomeDenied
+		}
+		f.fail(s, outcome, err)
 		return
 	}
 	s.m.connect.WithLabelValues(s.cfg.Name).Observe(time.Since(dstart).Seconds())
 	// Shutdown force-closes the target too: closing the client alone does
 	// not unblock a write to a target that stopped reading.
 	p.active.Store(tgt, struct{}{})
-	h.tgt = tgt
-	cl.target = t.addr.String()
-	if s.cfg.ProxyProtocol {
-		if err := writeProxyHeader(tgt, c, &cs); err != nil {
-			cl.outcome, cl.err = outcomeError, err
-			tc.Close()
-			tgt.Close()
-			p.finish(s, cl)
-			return
-		}
-	}
-	handed = true
-	h.fu = newFusion(tc, tgt, time.Duration(s.cfg.CloseTimeout), func(res result) {
-		cl.up, cl.down, cl.err, cl.outcome = res.up, res.down, res.err, outcomeOK
-		p.finish(s, cl)
-		h.drop()
-	})
-	p.handOff(h, c, tgt)
-	h.fu.start(time.Duration(s.cfg.MaxConnLifetime))
-}
-
-// handOff makes shutdown close the connection through its fusion (which
-// closes both sockets and restarts parked directions) instead of through
-// the sockets, so it is counted once and nothing stays parked.
-func (p *Proxy) handOff(h *held, c, tgt net.Conn) {
-	p.active.Store(h.fu, struct{}{})
-	p.active.Delete(c)
-	p.active.Delete(tgt)
-	h.tgt = nil
-}
-
-// handleClient accepts plaintext and carries it to a target over mTLS; end
-// as for handleServer.
-func (p *Proxy) handleClient(s *service, c net.Conn, end func()) {
-	h := &held{p: p, end: end}
-	handed := false
-	defer func() {
-		if !handed {
-			h.drop()
-		}
-	}()
-	cl := &connLog{service: s.cfg.Name, peer: c.RemoteAddr().String(), start: time.Now()}
-	if !s.acquire() {
-		cl.outcome = outcomeLimit
-		c.Close()
-		p.finish(s, cl)
+	f.tgt = tgt
+	f.log.target = t.addr.String()
+	if err := f.ready(s); err != nil {
+		f.fail(s, outcomeError, err)
 		return
 	}
-	h.slot = s
-	s.enter()
-	h.entered = s
-	dstart := time.Now()
-	tgt, t, err := s.up.dial(p.ctx, time.Duration(s.cfg.ConnectTimeout), func(ctx context.Context, a Addr) (net.Conn, error) {
+	var fu *relay.Fusion
+	fu = p.engine.Fuse(f.src, tgt, func(res relay.Result) {
+		f.log.up, f.log.down, f.log.err, f.log.outcome = res.Up, res.Down, res.Err, outcomeOK
+		if s.cfg.Mode == ModeClient && res.Err != nil && isDenial(res.Err) {
+			// In TLS 1.3 a server refusing our certificate says so after
+			// our handshake ended, on the first read: "remote error: tls:
+			// bad certificate".
+			f.log.outcome = outcomeDenied
+		}
+		p.finish(s, &f.log)
+		p.active.Delete(fu)
+		f.drop()
+	})
+	// Shutdown closes the connection through its fusion from now on
+	// (which closes both sockets and restarts parked directions) instead
+	// of through the sockets, so it is counted once and nothing stays
+	// parked.
+	p.active.Store(fu, struct{}{})
+	p.active.Delete(f.c)
+	p.active.Delete(tgt)
+	f.tgt = nil
+	fu.Start(relay.Limits{CloseTimeout: time.Duration(s.cfg.CloseTimeout), Lifetime: time.Duration(s.cfg.MaxConnLifetime)})
+}
+
+// ready readies a dialled target before the fusion: in server mode the
+// PROXY header goes first; in client mode the target's certificate names
+// the peer on the log line.
+func (f *flow) ready(s *service) error {
+	if s.cfg.Mode == ModeClient {
+		cs := f.tgt.(*tls.Conn).ConnectionState()
+		f.log.resumed = cs.DidResume
+		if len(cs.PeerCertificates) > 0 {
+			f.log.identity = identity(cs.PeerCertificates[0].Subject.CommonName, cs.PeerCertificates[0].URIs)
+		}
+		return nil
+	}
+	if !s.cfg.ProxyProtocol {
+		return nil
+	}
+	return writeProxyHeader(f.tgt, f.c, f.src.(*tls.Conn))
+}
+
+// dialer connects to a target of s: plainly in server mode, over mTLS,
+// handshake included, in client mode.
+func (p *Proxy) dialer(s *service) func(ctx context.Context, a Addr) (net.Conn, error) {
+	if s.cfg.Mode == ModeServer {
+		return func(ctx context.Context, a Addr) (net.Conn, error) {
+			return plainDialer.DialContext(ctx, a.Network, a.Address)
+		}
+	}
+	return func(ctx context.Context, a Addr) (net.Conn, error) {
 		raw, err := plainDialer.DialContext(ctx, a.Network, a.Address)
 		if err != nil {
 			return nil, err
 		}
-		tc := tls.Client(newFlowConn(raw), s.tlsConf)
+		tc := tls.Client(p.engine.Wrap(raw), s.tlsConf)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			raw.Close()
-			releaseFlow(tc)
+			relay.Release(tc)
 			s.m.handshakeErr.WithLabelValues(s.cfg.Name, handshakeReason(err)).Inc()
 			return nil, err
 		}
 		return tc, nil
-	})
-	if err != nil {
-		cl.outcome, cl.err = outcomeUnreachable, err
-		if isDenial(err) {
-			cl.outcome = outcomeDenied
-		}
-		c.Close()
-		p.finish(s, cl)
-		return
 	}
-	s.m.connect.WithLabelValues(s.cfg.Name).Observe(time.Since(dstart).Seconds())
-	p.active.Store(tgt, struct{}{}) // for shutdown, as in handleServer
-	h.tgt = tgt
-	tc := tgt.(*tls.Conn)
-	cs := tc.ConnectionState()
-	cl.target, cl.resumed = t.addr.String(), cs.DidResume
-	if len(cs.PeerCertificates) > 0 {
-		cl.identity = identity(cs.PeerCertificates[0].Subject.CommonName, cs.PeerCertificates[0].URIs)
-	}
-	handed = true
-	h.fu = newFusion(c, tgt, time.Duration(s.cfg.CloseTimeout), func(res result) {
-		cl.up, cl.down, cl.err, cl.outcome = res.up, res.down, res.err, outcomeOK
-		if res.err != nil && isDenial(res.err) {
-			// In TLS 1.3 a server refusing our certificate says so after
-			// our handshake ended, on the first read: "remote error: tls:
-			// bad certificate".
-			cl.outcome = outcomeDenied
-		}
-		p.finish(s, cl)
-		h.drop()
-	})
-	p.handOff(h, c, tgt)
-	h.fu.start(time.Duration(s.cfg.MaxConnLifetime))
 }
 
-func writeProxyHeader(tgt net.Conn, c net.Conn, cs *tls.ConnectionState) error {
+func writeProxyHeader(tgt net.Conn, c net.Conn, tc *tls.Conn) error {
+	cs := tc.ConnectionState()
 	h := &ProxyHeader{
 		Src: addrPort(c.RemoteAddr()), Dst: addrPort(c.LocalAddr()),
 		TLSVersion: tls.VersionName(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite),

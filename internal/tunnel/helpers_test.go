@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/portcullis-dev/portcullis/internal/pki/pkitest"
 	"github.com/portcullis-dev/portcullis/internal/policy"
@@ -277,45 +278,11 @@ func (h *harness) addr(t testing.TB, listen string) net.Addr {
 	return a
 }
 
-// metric returns the value of the counter or gauge name with the given
-// label pairs, 0 if the series does not exist.
+// metric is the value of the counter or gauge name with the given label
+// pairs (name, value, …), read with testutil.
 func (h *harness) metric(t testing.TB, name string, labels ...string) float64 {
 	t.Helper()
-	return metricValue(t, h.reg, name, labels...)
-}
-
-func metricValue(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatalf("Gather() = %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue series
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return 0
+	return testutil.ToFloat64(h.p.Series(name, labels...))
 }
 
 // logRec is one recorded log line.

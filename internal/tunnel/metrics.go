@@ -2,6 +2,8 @@ package tunnel
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portcullis-dev/portcullis/internal/tunnel/relay"
 )
 
 // Connection outcomes, the bounded label values of connections_total.
@@ -27,9 +29,11 @@ type metrics struct {
 	notAfter     *prometheus.GaugeVec
 	reloadOK     prometheus.Gauge
 	reloadTime   prometheus.Gauge
+	parked       prometheus.GaugeFunc
+	parks        prometheus.CounterFunc
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, eng *relay.Engine) *metrics {
 	m := &metrics{
 		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "portcullis_tunnel_connections_open", Help: "Connections being proxied now.",
@@ -61,14 +65,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "portcullis_tunnel_last_reload_success_timestamp_seconds", Help: "When the configuration or certificates were last (re)loaded successfully.",
 		}),
 	}
-	// Process-wide, as the parker is: how many connection directions wait
-	// without a goroutine (park_linux.go), and how often they parked.
-	parked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	// Read from the proxy's copy engine: how many connection directions
+	// wait without a goroutine (relay/park_linux.go), and how often they
+	// parked.
+	m.parked = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "portcullis_tunnel_parked_directions", Help: "Directions of idle connections waiting without a goroutine (Linux).",
-	}, func() float64 { return float64(theParker.parkedNow()) })
-	parksTotal := prometheus.NewCounterFunc(prometheus.CounterOpts{
+	}, func() float64 { return float64(eng.Parked()) })
+	m.parks = prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "portcullis_tunnel_parks_total", Help: "Times a direction of an idle connection gave up its goroutine.",
-	}, func() float64 { return float64(parks.Load()) })
-	reg.MustRegister(m.open, m.total, m.handshakeErr, m.bytes, m.handshake, m.connect, m.notAfter, m.reloadOK, m.reloadTime, parked, parksTotal)
+	}, func() float64 { return float64(eng.Parks()) })
+	reg.MustRegister(m.open, m.total, m.handshakeErr, m.bytes, m.handshake, m.connect, m.notAfter, m.reloadOK, m.reloadTime, m.parked, m.parks)
 	return m
 }

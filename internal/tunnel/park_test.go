@@ -11,16 +11,26 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/tunnel"
 )
 
-// waitParks waits until at least want directions have parked in all.
-func waitParks(t *testing.T, want int64) {
+// waitParks waits until at least want directions have parked in all, in
+// the proxies of hs.
+func waitParks(t *testing.T, want int64, hs ...*harness) {
 	t.Helper()
 	deadline := time.Now().Add(ioTimeout)
-	for tunnel.Parks() < want {
+	for parks(hs...) < want {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d directions parked, want at least %d", tunnel.Parks(), want)
+			t.Fatalf("%d directions parked, want at least %d", parks(hs...), want)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// parks counts the directions parked so far by the proxies of hs.
+func parks(hs ...*harness) int64 {
+	var n int64
+	for _, h := range hs {
+		n += h.p.Parks()
+	}
+	return n
 }
 
 // TestParkedConnections: connections that idle long enough to park (their
@@ -34,7 +44,6 @@ func TestParkedConnections(t *testing.T) {
 	srv := startProxy(t, config(e.serverService("srv", "127.0.0.1:0", echoBackend(t))))
 	cli := startProxy(t, config(e.clientService("cli", "127.0.0.1:0", srv.addr(t, "127.0.0.1:0").String())))
 	const n = 8
-	before := tunnel.Parks()
 	var conns []net.Conn
 	for i := 0; i < n; i++ {
 		c := dial(t, cli.addr(t, "127.0.0.1:0"))
@@ -46,20 +55,21 @@ func TestParkedConnections(t *testing.T) {
 	// Every connection through the chain parks four directions (two per
 	// proxy), a direct one two.
 	const perRound = n*4 + n*2
-	waitParks(t, before+perRound)
-	// The same counts on /metrics (process-wide).
-	if got := srv.metric(t, "portcullis_tunnel_parks_total"); got < float64(before+perRound) {
-		t.Errorf("portcullis_tunnel_parks_total = %v, want at least %d", got, before+perRound)
+	waitParks(t, perRound, srv, cli)
+	// The server's share on its /metrics: two directions of each
+	// connection.
+	if got := srv.metric(t, "portcullis_tunnel_parks_total"); got < 2*n*2 {
+		t.Errorf("portcullis_tunnel_parks_total = %v, want at least %d", got, 2*n*2)
 	}
 	if got := srv.metric(t, "portcullis_tunnel_parked_directions"); got < 1 {
 		t.Errorf("portcullis_tunnel_parked_directions = %v with idle connections, want some", got)
 	}
 	for round := 0; round < 2; round++ {
-		parked := tunnel.Parks()
+		parked := parks(srv, cli)
 		for i, c := range conns {
 			roundTrip(t, c, fmt.Sprintf("after parking, round %d, conn %d", round, i))
 		}
-		waitParks(t, parked+perRound)
+		waitParks(t, parked+perRound, srv, cli)
 	}
 
 	// Half-close of a parked connection reaches the backend, whose EOF
@@ -92,7 +102,7 @@ func TestParkedConnections(t *testing.T) {
 	}
 	srv.stop(t)
 	cli.stop(t)
-	waitNoBufs(t, "after shutdown")
+	waitNoBufs(t, "after shutdown", srv, cli)
 }
 
 // TestParkedShutdownTimeout: the shutdown timeout closes connections whose
@@ -105,7 +115,7 @@ func TestParkedShutdownTimeout(t *testing.T) {
 	c := dialTLS(t, h.addr(t, "127.0.0.1:0"), e.tlsClient(e.client))
 	roundTrip(t, c, "hello")
 	if runtime.GOOS == "linux" {
-		waitParks(t, tunnel.Parks()+2)
+		waitParks(t, 2, h)
 	}
 	h.cancel()
 	select {
@@ -182,11 +192,56 @@ func TestParkingStress(t *testing.T) {
 		srv.logs.conn(t)
 	}
 	deadline := time.Now().Add(ioTimeout)
-	for tunnel.ParkedNow() != 0 {
+	for srv.p.Parked()+cli.p.Parked() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d directions still parked after every connection ended", tunnel.ParkedNow())
+			t.Fatalf("%d directions still parked after every connection ended", srv.p.Parked()+cli.p.Parked())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	waitNoBufs(t, "after the stress")
+	waitNoBufs(t, "after the stress", srv, cli)
+}
+
+// TestProxiesApart: two proxies in one process each count their own
+// parked directions, and stopping one leaves the other's parked
+// connections working.
+func TestProxiesApart(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("directions park on Linux only")
+	}
+	e := newEnv(t)
+	a := startProxy(t, config(e.serverService("a", "127.0.0.1:0", echoBackend(t))))
+	b := startProxy(t, config(e.serverService("b", "127.0.0.1:0", echoBackend(t))))
+	ca := dialTLS(t, a.addr(t, "127.0.0.1:0"), e.tlsClient(e.client))
+	roundTrip(t, ca, "to a")
+	var cb []net.Conn
+	for i := 0; i < 3; i++ {
+		c := dialTLS(t, b.addr(t, "127.0.0.1:0"), e.tlsClient(e.client))
+		roundTrip(t, c, "to b")
+		cb = append(cb, c)
+	}
+	waitParks(t, 2, a)
+	waitParks(t, 6, b)
+	for _, tt := range []struct {
+		h                   *harness
+		parks, parked, bufs float64
+	}{{a, 2, 2, 0}, {b, 6, 6, 0}} {
+		if got := tt.h.metric(t, "portcullis_tunnel_parks_total"); got != tt.parks {
+			t.Errorf("portcullis_tunnel_parks_total = %v, want %v", got, tt.parks)
+		}
+		if got := tt.h.metric(t, "portcullis_tunnel_parked_directions"); got != tt.parked {
+			t.Errorf("portcullis_tunnel_parked_directions = %v, want %v", got, tt.parked)
+		}
+	}
+
+	ca.Close()
+	a.stop(t)
+	if got := b.p.Parked(); got != 6 {
+		t.Errorf("b has %d directions parked after a stopped, want 6", got)
+	}
+	parked := b.p.Parks()
+	for i, c := range cb {
+		roundTrip(t, c, fmt.Sprintf("to b after a stopped, conn %d", i))
+	}
+	waitParks(t, parked+6, b)
+	waitNoBufs(t, "b idle after a stopped", b)
 }

@@ -4,7 +4,9 @@
 // Many services per process, SNI routing on shared ports, failover over
 // several targets, PROXY v2 towards backends, hot reload and graceful
 // shutdown. Identity comes from tlsconf, access rules from policy,
-// revocation from revocation.
+// revocation from revocation. Once a connection is accepted, handshaken
+// and its target dialled, the copying is the copy engine's (package relay,
+// one relay.Engine per Proxy; docs/architecture.md ADR-15).
 package tunnel
 
 import (
@@ -23,6 +25,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portcullis-dev/portcullis/internal/tunnel/relay"
 )
 
 // Options are what the caller injects into a Proxy.
@@ -36,16 +40,17 @@ type Options struct {
 	// HTTPClient fetches CRLs and OCSP answers.
 	HTTPClient *http.Client
 	// TrimMemory returns free memory to the system after each burst of
-	// new connections (see trim.go): for the process that runs the proxy,
-	// not for tests that run several.
+	// new connections (relay.Options.Trim): for the process that runs the
+	// proxy, not for tests that run several.
 	TrimMemory bool
 }
 
 // Proxy runs every service of a Config.
 type Proxy struct {
-	opts Options
-	m    *metrics
-	ctx  context.Context
+	opts   Options
+	m      *metrics
+	ctx    context.Context
+	engine *relay.Engine // copies fused connections; Run runs it, then closes it
 
 	mu        sync.Mutex
 	cfg       Config
@@ -53,7 +58,6 @@ type Proxy struct {
 	listeners map[string]*listener
 	conns     sync.WaitGroup
 	active    sync.Map // io.Closer (a conn, a fusion) → struct{}: what shutdown force-closes
-	accepted  atomic.Int64
 	tickets   *ticketKeys
 	// closing is set by Run, under mu, when it closes the listeners: a
 	// connection accepted just before is dropped rather than counted in
@@ -109,7 +113,8 @@ func New(ctx context.Context, cfg Config, opts Options) (*Proxy, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	p := &Proxy{opts: opts, m: newMetrics(opts.Registry), ctx: ctx,
+	eng := relay.New(relay.Options{Logger: opts.Logger, Trim: opts.TrimMemory})
+	p := &Proxy{opts: opts, m: newMetrics(opts.Registry, eng), ctx: ctx, engine: eng,
 		services: map[string]*service{}, listeners: map[string]*listener{}, tickets: newTicketKeys()}
 	if err := p.apply(cfg); err != nil {
 		p.closeAll()
@@ -277,10 +282,8 @@ func (p *Proxy) Run(ctx context.Context) error {
 		go p.serve(l)
 	}
 	p.mu.Unlock()
-	if p.opts.TrimMemory {
-		go p.trimLoop(ctx, func() int64 { return p.accepted.Load() + parks.Load() })
-	}
-	go p.rotateTickets(ctx)
+	engineDone := make(chan struct{})
+	go func() { p.engine.Run(ctx); close(engineDone) }()
 	<-ctx.Done()
 	p.mu.Lock()
 	p.closing = true
@@ -301,6 +304,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 		<-drained
 	}
 	p.closeAll()
+	// Every fusion has ended: nothing is parked any more.
+	<-engineDone
+	p.engine.Close()
 	return nil
 }
 
@@ -341,7 +347,7 @@ func (p *Proxy) serve(l *listener) {
 		}
 		p.conns.Add(1)
 		p.mu.Unlock()
-		p.accepted.Add(1)
+		p.engine.Accepted()
 		p.active.Store(c, struct{}{})
 		go func() {
 			end := func() {

@@ -128,6 +128,9 @@ func newService(ctx context.Context, cfg Service, d deps) (*service, error) {
 	if s.rev != nil {
 		go s.rev.Run(bg)
 	}
+	if cfg.Mode == ModeServer {
+		go d.tickets.rotate(bg, s.tlsConf, cfg.Name)
+	}
 	return s, nil
 }
 

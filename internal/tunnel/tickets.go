@@ -54,9 +54,9 @@ func (k *ticketKeys) keys(name string, now time.Time) [][32]byte {
 	return keys
 }
 
-// rotateTickets installs the next period's keys on every server-mode
-// service as each period begins.
-func (p *Proxy) rotateTickets(ctx context.Context) {
+// rotate installs the keys of service name on conf as each period
+// begins, until ctx (the service's life) ends.
+func (k *ticketKeys) rotate(ctx context.Context, conf *tls.Config, name string) {
 	for {
 		now := time.Now()
 		next := now.Truncate(ticketKeyPeriod).Add(ticketKeyPeriod)
@@ -67,12 +67,6 @@ func (p *Proxy) rotateTickets(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		p.mu.Lock()
-		for _, s := range p.services {
-			if s.cfg.Mode == ModeServer {
-				p.tickets.set(s.tlsConf, s.cfg.Name, time.Now())
-			}
-		}
-		p.mu.Unlock()
+		k.set(conf, name, time.Now())
 	}
 }

@@ -1,8 +1,9 @@
-package tunnel
+package relay
 
 import (
+	"encoding/binary"
+	"errors"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,23 +18,31 @@ import (
 const parkAfter = 100 * time.Millisecond
 
 // parker is one epoll set with one goroutine waiting on it, for every
-// parked direction of the process. Registrations are one-shot: an event
-// disarms the socket until the direction parks again.
+// parked direction of an engine. Registrations are one-shot: an event
+// disarms the socket until the direction parks again. The set and its
+// goroutine are made when a direction first parks and go away on close.
 //
 // A socket leaves the set by itself when it is closed, so a parked
-// direction would never learn of a close: fusion.cut, the only way a fused
+// direction would never learn of a close: Fusion.cut, the only way a fused
 // connection is closed, restarts its parked directions itself.
 type parker struct {
+	e    *Engine
 	once sync.Once
 	epfd int
+	stop int // an eventfd in the set: close ends loop through it
 	err  error
+	done chan struct{} // closed when loop returned
+
+	// life is held for reading while a socket is added to the set, and
+	// for writing by close to mark it closed: after that nobody touches
+	// epfd but close.
+	life   sync.RWMutex
+	closed bool
 
 	mu   sync.Mutex
 	dirs map[uint64]*direction
 	next uint64
 }
-
-var theParker parker
 
 // parkReg is a direction's registration with the parker, under d.f.mu.
 type parkReg struct {
@@ -41,16 +50,34 @@ type parkReg struct {
 	id         uint64
 }
 
-// parks counts directions parked since start (the memory trim watches it).
-var parks atomic.Int64
+// stopID is the event of the stop eventfd; directions count from 1.
+const stopID = 0
 
+var errParkerClosed = errors.New("parking: engine closed")
+
+// start makes the epoll set and its goroutine, once. The caller holds
+// p.life for reading and has seen p.closed false.
 func (p *parker) start() error {
 	p.once.Do(func() {
 		p.epfd, p.err = unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if p.err != nil {
 			return
 		}
+		p.stop, p.err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if p.err == nil {
+			p.err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, p.stop, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: stopID})
+		}
+		if p.err != nil {
+			unix.Close(p.epfd)
+			if p.stop > 0 {
+				unix.Close(p.stop)
+			}
+			return
+		}
+		p.mu.Lock()
 		p.dirs = map[uint64]*direction{}
+		p.mu.Unlock()
+		p.done = make(chan struct{})
 		go p.loop()
 	})
 	return p.err
@@ -58,6 +85,11 @@ func (p *parker) start() error {
 
 // add arms d's socket for one readiness event. The caller holds d.f.mu.
 func (p *parker) add(d *direction) error {
+	p.life.RLock()
+	defer p.life.RUnlock()
+	if p.closed {
+		return errParkerClosed
+	}
 	if err := p.start(); err != nil {
 		return err
 	}
@@ -91,7 +123,7 @@ func (p *parker) add(d *direction) error {
 		return err
 	}
 	d.registered = true
-	parks.Add(1)
+	p.e.parks.Add(1)
 	return nil
 }
 
@@ -103,6 +135,7 @@ func (p *parker) remove(d *direction) {
 }
 
 func (p *parker) loop() {
+	defer close(p.done)
 	events := make([]unix.EpollEvent, 256)
 	for {
 		n, err := unix.EpollWait(p.epfd, events, -1)
@@ -114,6 +147,9 @@ func (p *parker) loop() {
 		}
 		for i := range n {
 			id := uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32
+			if id == stopID {
+				return
+			}
 			p.mu.Lock()
 			d := p.dirs[id]
 			delete(p.dirs, id)
@@ -125,6 +161,35 @@ func (p *parker) loop() {
 	}
 }
 
+// close ends parking: no socket joins the set any more, the goroutine
+// returns, and every parked direction runs again (and, parking failing,
+// keeps its goroutine). close must not hold life while it waits for loop:
+// loop may be waking a direction whose fusion's lock is held by an add
+// waiting for life.
+func (p *parker) close() {
+	p.life.Lock()
+	already := p.closed
+	p.closed = true
+	started := p.done != nil
+	p.life.Unlock()
+	if already || !started {
+		return
+	}
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1) // an eventfd counts in native order
+	unix.Write(p.stop, one[:])
+	<-p.done
+	unix.Close(p.epfd)
+	unix.Close(p.stop)
+	p.mu.Lock()
+	dirs := p.dirs
+	p.dirs = map[uint64]*direction{}
+	p.mu.Unlock()
+	for _, d := range dirs {
+		d.wake()
+	}
+}
+
 // parkedNow counts directions parked at this moment.
 func (p *parker) parkedNow() int {
 	p.mu.Lock()
@@ -132,8 +197,8 @@ func (p *parker) parkedNow() int {
 	return len(p.dirs)
 }
 
-// wake runs d again (the parker saw input on its source), unless cut
-// already did.
+// wake runs d again (the parker saw input on its source, or closed),
+// unless cut already did.
 func (d *direction) wake() {
 	f := d.f
 	f.mu.Lock()

@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
 
-package tunnel
+package relay
 
 import (
 	"crypto/tls"
@@ -44,6 +44,7 @@ func rawConnOf(c net.Conn) rawConn {
 // before the read system call and gives it back if the call would block, so
 // the wait for input holds none, at no extra system call.
 type rawReader struct {
+	e      *Engine
 	bp     *[]byte
 	n      int
 	errno  error
@@ -52,7 +53,7 @@ type rawReader struct {
 
 func (r *rawReader) read(fd uintptr) bool {
 	if r.bp == nil {
-		r.bp = getBuf()
+		r.bp = r.e.getBuf()
 	}
 	for {
 		n, err := unix.Read(int(fd), *r.bp)
@@ -63,7 +64,7 @@ func (r *rawReader) read(fd uintptr) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			putBuf(r.bp)
+			r.e.putBuf(r.bp)
 			r.bp = nil
 			return false
 		default:
@@ -77,7 +78,7 @@ func (r *rawReader) read(fd uintptr) bool {
 // from the read system call that returns data to the end of its write.
 func pipeRaw(d *direction) (int64, error) {
 	dst, src, rc := d.dst, d.src, d.rc
-	r := &rawReader{}
+	r := &rawReader{e: d.e}
 	r.readFn = r.read
 	fc := flowUnder(dst)
 	var n int64
@@ -121,7 +122,7 @@ func pipeRaw(d *direction) (int64, error) {
 		}
 	}
 	if r.bp != nil {
-		putBuf(r.bp)
+		d.e.putBuf(r.bp)
 		r.bp = nil
 	}
 	return n, err
@@ -227,13 +228,17 @@ func (f *flowConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// newFlowConn wraps a TCP or UNIX stream socket, or returns c as it is.
-func newFlowConn(c net.Conn) net.Conn {
+// Wrap returns what crypto/tls should read and write instead of c, a
+// socket the caller is about to hand to tls.Server or tls.Client: a
+// flowConn over a TCP or UNIX stream socket, c itself otherwise. Whoever
+// gives up on the tls.Conn before a fusion takes it over calls Release.
+func (e *Engine) Wrap(c net.Conn) net.Conn {
 	rc := rawConnOf(c)
 	if rc == nil {
 		return c
 	}
 	f := &flowConn{Conn: c, rc: rc}
+	f.r.e = e
 	f.r.readFn = f.r.read
 	return f
 }
@@ -285,7 +290,7 @@ func (f *flowConn) fill() error {
 func (f *flowConn) release() {
 	f.pending = nil
 	if f.r.bp != nil {
-		putBuf(f.r.bp)
+		f.r.e.putBuf(f.r.bp)
 		f.r.bp = nil
 	}
 }
@@ -298,8 +303,10 @@ func (f *flowConn) CloseWrite() error {
 	return nil
 }
 
-// releaseFlow gives back the read-ahead buffer under tc, if any.
-func releaseFlow(tc *tls.Conn) {
+// Release gives back the read-ahead buffer under tc (from Wrap), if any:
+// for a tls.Conn that no fusion took over, such as one whose handshake
+// failed.
+func Release(tc *tls.Conn) {
 	if f, ok := tc.NetConn().(*flowConn); ok {
 		f.release()
 	}

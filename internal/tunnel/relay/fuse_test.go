@@ -1,4 +1,4 @@
-package tunnel
+package relay
 
 import (
 	"io"
@@ -12,8 +12,8 @@ import (
 func TestClientResetClosesTargetAtOnce(t *testing.T) {
 	a, b := net.Pipe()
 	c, d := net.Pipe()
-	done := make(chan result, 1)
-	newFusion(b, c, time.Minute, func(r result) { done <- r }).start(0)
+	done := make(chan Result, 1)
+	New(Options{}).Fuse(b, c, func(r Result) { done <- r }).Start(Limits{CloseTimeout: time.Minute})
 	// The client's side fails with an error other than EOF.
 	a.Write([]byte("x"))
 	buf := make([]byte, 1)
@@ -34,7 +34,7 @@ func TestClientResetClosesTargetAtOnce(t *testing.T) {
 // pipeConns runs one direction from src to dst, without parking, then
 // half-closes dst as a finished direction does.
 func pipeConns(dst, src net.Conn) (int64, error) {
-	d := &direction{dst: dst, src: src, rc: rawConnOf(src), noPark: true}
+	d := &direction{e: New(Options{}), dst: dst, src: src, rc: rawConnOf(src), noPark: true}
 	n, err := pipe(d)
 	if cw, ok := dst.(closeWriter); ok && err == nil {
 		cw.CloseWrite()

@@ -1,4 +1,4 @@
-package tunnel
+package relay
 
 import (
 	"context"
@@ -25,7 +25,7 @@ const (
 	trimMinInterval = 10 * time.Second
 )
 
-func (p *Proxy) trimLoop(ctx context.Context, events func() int64) {
+func (e *Engine) trimLoop(ctx context.Context, events func() int64) {
 	t := time.NewTicker(trimQuiet)
 	defer t.Stop()
 	var last, since int64
@@ -48,7 +48,7 @@ func (p *Proxy) trimLoop(ctx context.Context, events func() int64) {
 		start := time.Now()
 		debug.FreeOSMemory()
 		lastTrim = time.Now()
-		p.opts.Logger.Debug("returned free memory to the system after a burst of connections",
+		e.log.Debug("returned free memory to the system after a burst of connections",
 			slog.Int64("connections", since), slog.Duration("took", lastTrim.Sub(start)))
 		since = 0
 	}

@@ -1,4 +1,4 @@
-package tunnel
+package relay
 
 import (
 	"crypto/ecdsa"
@@ -52,7 +52,7 @@ func BenchmarkPipeTLS(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		pipe func(dst, src net.Conn) (int64, error)
-	}{{"idle-free", pipeConns}, {"buffered", pipeBuffered}} {
+	}{{"idle-free", pipeConns}, {"buffered", New(Options{}).pipeBuffered}} {
 		b.Run(bc.name, func(b *testing.B) {
 			const size = 1 << 20
 			writer, src := tlsPair(b)

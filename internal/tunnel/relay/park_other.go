@@ -1,19 +1,14 @@
 //go:build !linux
 
-package tunnel
+package relay
 
-import (
-	"errors"
-	"sync/atomic"
-)
+import "errors"
 
 // parkAfter 0: directions never park here (no epoll); an idle connection
 // keeps its two goroutines.
 const parkAfter = 0
 
-type parker struct{}
-
-var theParker parker
+type parker struct{ e *Engine }
 
 type parkReg struct{}
 
@@ -22,8 +17,5 @@ func (parker) add(d *direction) error {
 	return errors.New("parking: not on this system")
 }
 func (parker) remove(*direction) {}
-
-// parks counts directions parked (none here).
-var parks atomic.Int64
-
-func (parker) parkedNow() int { return 0 }
+func (parker) close()            {}
+func (parker) parkedNow() int    { return 0 }

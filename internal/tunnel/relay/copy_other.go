@@ -1,6 +1,6 @@
 //go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
 
-package tunnel
+package relay
 
 import (
 	"crypto/tls"
@@ -12,9 +12,10 @@ import (
 func rawConnOf(net.Conn) rawConn { return nil }
 
 // pipeRaw is never reached here: rawConnOf returns nil.
-func pipeRaw(d *direction) (int64, error) { return pipeBuffered(d.dst, d.src) }
+func pipeRaw(d *direction) (int64, error) { return d.e.pipeBuffered(d.dst, d.src) }
 
-// newFlowConn: no read-ahead here; crypto/tls reads the socket itself.
-func newFlowConn(c net.Conn) net.Conn { return c }
+// Wrap: no read-ahead here; crypto/tls reads the socket itself.
+func (e *Engine) Wrap(c net.Conn) net.Conn { return c }
 
-func releaseFlow(*tls.Conn) {}
+// Release: nothing to give back here.
+func Release(*tls.Conn) {}
