@@ -27,7 +27,7 @@ var allowed = map[string][]string{
 	"internal/revocation": {"pki"},
 	"internal/tlsconf":    {"keystore"},
 	"internal/store":      {"store"},
-	"internal/keystore":   {},
+	"internal/keystore":   {"pki"},
 	"internal/pki":        {},
 	"internal/obs":        {},
 	"internal/atomicfile": {},
