@@ -25,7 +25,7 @@ var allowed = map[string][]string{
 	"internal/ca":         {"pki", "keystore", "store"},
 	"internal/policy":     {},
 	"internal/revocation": {"pki"},
-	"internal/tlsconf":    {"keystore"},
+	"internal/tlsconf":    {"keystore", "pki"},
 	"internal/store":      {"store"},
 	"internal/keystore":   {"pki"},
 	"internal/pki":        {},
