@@ -10,7 +10,6 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -211,13 +210,4 @@ func (a *Authority) audit(ctx context.Context, event string, attrs ...slog.Attr)
 // writePublic writes a certificate or CRL file, world-readable.
 func writePublic(path string, data []byte) error {
 	return atomicfile.WriteFile(path, data, 0o644)
-}
-
-// pemDecode returns the bytes of the first PEM block, if any.
-func pemDecode(data []byte) ([]byte, []byte) {
-	b, rest := pem.Decode(data)
-	if b == nil {
-		return nil, data
-	}
-	return b.Bytes, rest
 }

@@ -300,7 +300,10 @@ func readCRL(t *testing.T, f *fixture) *x509.RevocationList {
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, _ := pemDecode(data)
+	der, err := pki.DecodeOne(data, "X509 CRL")
+	if err != nil {
+		t.Fatal(err)
+	}
 	crl, err := x509.ParseRevocationList(der)
 	if err != nil {
 		t.Fatal(err)

@@ -360,9 +360,9 @@ func easyRSACRLNumber(src string, ca *x509.Certificate) (int64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	der := data
-	if b, _ := pemDecode(data); b != nil {
-		der = b
+	der, err := pki.DecodeOne(data, "X509 CRL")
+	if err != nil {
+		return 0, false
 	}
 	crl, err := x509.ParseRevocationList(der)
 	if err != nil || crl.CheckSignatureFrom(ca) != nil || crl.Number == nil || !crl.Number.IsInt64() {

@@ -45,8 +45,8 @@ var (
 // before the KDF runs, or PBKDF2 with few iterations. scrypt (memory cost
 // up to gigabytes) is never run.
 func kdfCheap(data []byte) bool {
-	b, _ := pem.Decode(data)
-	if b == nil || b.Type != "ENCRYPTED PRIVATE KEY" {
+	b, err := keystore.KeyBlock(data)
+	if err != nil || b.Type != "ENCRYPTED PRIVATE KEY" {
 		return true
 	}
 	var info fuzzEncryptedPrivateKeyInfo

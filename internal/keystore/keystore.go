@@ -18,6 +18,7 @@ import (
 	"github.com/youmark/pkcs8"
 
 	"github.com/portcullis-dev/portcullis/internal/atomicfile"
+	"github.com/portcullis-dev/portcullis/internal/pki"
 )
 
 // Errors callers test with errors.Is.
@@ -59,17 +60,44 @@ func Marshal(key crypto.Signer, passphrase []byte) ([]byte, error) {
 
 // Encrypted reports whether PEM data holds an encrypted key.
 func Encrypted(data []byte) bool {
-	b, _ := pem.Decode(data)
-	return b != nil && (b.Type == "ENCRYPTED PRIVATE KEY" || b.Headers["Proc-Type"] == "4,ENCRYPTED")
+	b, err := keyBlock(data)
+	return err == nil && (b.Type == "ENCRYPTED PRIVATE KEY" || b.Headers["Proc-Type"] == "4,ENCRYPTED")
 }
 
-// Parse decodes a private key in PEM: PKCS#8 (plain or encrypted), SEC 1
-// "EC PRIVATE KEY" and PKCS#1 "RSA PRIVATE KEY" (plain, or with the legacy
-// OpenSSL Proc-Type encryption older easy-rsa versions wrote).
+// keyBlock finds the one private key among the PEM blocks of data. Other
+// blocks are skipped: openssl ecparam writes EC PARAMETERS before the key,
+// and a keystore bundle holds the certificate chain too. Every block must
+// decode (pki.DecodePEMBlocks), so a damaged key is not passed over for
+// another one.
+func keyBlock(data []byte) (*pem.Block, error) {
+	blocks, err := pki.DecodePEMBlocks(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformedKey, err)
+	}
+	var key *pem.Block
+	for _, b := range blocks {
+		if !strings.HasSuffix(b.Type, "PRIVATE KEY") {
+			continue
+		}
+		if key != nil {
+			return nil, fmt.Errorf("%w: more than one private key", ErrMalformedKey)
+		}
+		key = b
+	}
+	if key == nil {
+		return nil, fmt.Errorf("%w: no PEM private key block", ErrMalformedKey)
+	}
+	return key, nil
+}
+
+// Parse decodes the private key in PEM data (see keyBlock): PKCS#8 (plain
+// or encrypted), SEC 1 "EC PRIVATE KEY" and PKCS#1 "RSA PRIVATE KEY"
+// (plain, or with the legacy OpenSSL Proc-Type encryption older easy-rsa
+// versions wrote).
 func Parse(data []byte, pass Passphrase) (crypto.Signer, error) {
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("%w: no PEM block", ErrMalformedKey)
+	block, err := keyBlock(data)
+	if err != nil {
+		return nil, err
 	}
 	der := block.Bytes
 	if block.Type == "ENCRYPTED PRIVATE KEY" {

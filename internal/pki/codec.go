@@ -14,15 +14,14 @@ import (
 // ErrMalformedPEM wraps every certificate-bundle decoding error.
 var ErrMalformedPEM = errors.New("malformed certificate data")
 
-var pemBegin = []byte("-----BEGIN")
-
 // MaxBundleSize bounds a certificate bundle read from an untrusted source.
 const MaxBundleSize = 1 << 20
 
 // ParseCertificates reads certificates from PEM (one or more CERTIFICATE
-// blocks; text between blocks, as openssl writes it, is ignored) or from a
-// single DER certificate. Other PEM block types, an empty input, a
-// truncated block or bad DER are errors naming the block.
+// blocks, decoded by DecodePEMBlocks, whose policy on text outside blocks
+// applies) or from a single DER certificate. Other PEM block types, an
+// empty input, a damaged or truncated block or bad DER are errors naming
+// the block.
 func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 	if len(data) > MaxBundleSize {
 		return nil, fmt.Errorf("%w: %d bytes (limit %d)", ErrMalformedPEM, len(data), MaxBundleSize)
@@ -37,36 +36,34 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 		}
 		return []*x509.Certificate{c}, nil
 	}
+	blocks, err := DecodePEMBlocks(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformedPEM, err)
+	}
+	for i, b := range blocks {
+		if b.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%w: PEM block %d is %q, want CERTIFICATE", ErrMalformedPEM, i+1, b.Type)
+		}
+	}
+	return ParseCertificateBlocks(blocks)
+}
+
+// ParseCertificateBlocks parses the CERTIFICATE blocks among blocks (from
+// DecodePEMBlocks), in order, and skips the others, as tls.X509KeyPair
+// does with a key or EC PARAMETERS next to the chain. It returns no
+// certificates and no error when there is none: callers that need one say
+// so in their own terms.
+func ParseCertificateBlocks(blocks []*pem.Block) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
-	rest := data
-	for i := 1; ; i++ {
-		start := bytes.Index(rest, pemBegin)
-		if start < 0 {
-			break
+	for i, b := range blocks {
+		if b.Type != "CERTIFICATE" {
+			continue
 		}
-		// pem.Decode skips a damaged block and returns the next good one,
-		// which would drop a certificate silently: decode each block on
-		// its own, up to the next BEGIN line.
-		seg := rest[start:]
-		if next := bytes.Index(seg[1:], pemBegin); next >= 0 {
-			seg = seg[:next+1]
-		}
-		block, after := pem.Decode(seg)
-		if block == nil {
-			return nil, fmt.Errorf("%w: block %d is truncated or damaged", ErrMalformedPEM, i)
-		}
-		rest = rest[start+len(seg)-len(after):]
-		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%w: block %d is %q, want CERTIFICATE", ErrMalformedPEM, i, block.Type)
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
+		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%w: block %d: %s", ErrMalformedPEM, i, derError(err))
+			return nil, fmt.Errorf("%w: PEM block %d: %s", ErrMalformedPEM, i+1, derError(err))
 		}
 		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("%w: no CERTIFICATE block", ErrMalformedPEM)
 	}
 	return certs, nil
 }

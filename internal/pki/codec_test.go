@@ -37,7 +37,7 @@ func TestParseCertificates(t *testing.T) {
 	certs := testBundle(t)
 	bundle := pki.EncodeCertificates(certs...)
 	blocks := strings.SplitAfter(string(bundle), "-----END CERTIFICATE-----\n")
-	withText := "subject=CN = leaf\nissuer=CN = inter\n" + blocks[0] + "\n# intermediate\n" + blocks[1] + "Bag Attributes\n    friendlyName: root\n" + blocks[2] + "trailing notes\n"
+	withText := "subject=CN = leaf\nissuer=CN = inter\n" + blocks[0] + "\n# intermediate\n" + blocks[1] + "Bag Attributes\n    friendlyName: root\n" + blocks[2] + "\n"
 	damaged := strings.Replace(blocks[0], "\n", "\n!!", 2)
 	openssl := readTestdata(t, "openssl-chain-text.pem")
 	tests := []struct {
@@ -47,6 +47,7 @@ func TestParseCertificates(t *testing.T) {
 	}{
 		{"bundle of 3", bundle, 3},
 		{"text between blocks", []byte(withText), 3},
+		{"text after the last block", []byte(withText + "trailing notes\n"), 0},
 		{"openssl x509 -text output", openssl, 3},
 		{"CRLF", bytes.ReplaceAll(bundle, []byte("\n"), []byte("\r\n")), 3},
 		{"one pem", pki.EncodeCertificates(certs[0]), 1},

@@ -1,10 +1,8 @@
 package pki
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
@@ -24,28 +22,16 @@ var (
 var oidBasicConstraints = asn1.ObjectIdentifier{2, 5, 29, 19}
 
 // ParseCSR reads one PKCS#10 request, PEM ("CERTIFICATE REQUEST" or the
-// older "NEW CERTIFICATE REQUEST") or raw DER. Anything else in the input,
-// a second block or trailing bytes, is an error: a CSR file holds one CSR.
+// older "NEW CERTIFICATE REQUEST") or raw DER. A second block, a damaged
+// block, text after the block or trailing DER bytes are errors: a CSR file
+// holds one CSR. Text before the block is ignored (DecodePEMBlocks).
 func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
 	if len(data) > MaxCSRSize {
 		return nil, fmt.Errorf("%w: %d bytes (limit %d)", ErrMalformedCSR, len(data), MaxCSRSize)
 	}
-	// pem.Decode skips a damaged block to return the next one; a CSR file
-	// holds one block, so any other BEGIN line is an error.
-	if bytes.Count(data, pemBegin) > 1 {
-		return nil, fmt.Errorf("%w: more than one PEM block", ErrMalformedCSR)
-	}
-	der := data
-	if block, rest := pem.Decode(data); block != nil {
-		if block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST" {
-			return nil, fmt.Errorf("%w: PEM block is %q, want CERTIFICATE REQUEST", ErrMalformedCSR, block.Type)
-		}
-		if len(bytes.TrimSpace(rest)) != 0 {
-			return nil, fmt.Errorf("%w: data after the PEM block", ErrMalformedCSR)
-		}
-		der = block.Bytes
-	} else if bytes.Contains(data, pemBegin) {
-		return nil, fmt.Errorf("%w: PEM block is truncated or damaged", ErrMalformedCSR)
+	der, err := DecodeOne(data, "CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformedCSR, err)
 	}
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {

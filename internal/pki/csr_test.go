@@ -53,6 +53,8 @@ func TestParseCSR(t *testing.T) {
 		{"exactly MaxCSRSize", padTo(p, pki.MaxCSRSize), true},
 		{"over MaxCSRSize", padTo(p, pki.MaxCSRSize+1), false},
 		{"trailing data", append(append([]byte{}, p...), "junk"...), false},
+		{"trailing END line", append(append([]byte{}, p...), "-----END CERTIFICATE REQUEST-----\n"...), false},
+		{"damaged block after a good one", append(append([]byte{}, p...), damaged...), false},
 		{"two blocks", append(append([]byte{}, p...), other...), false},
 		{"damaged block before a good one", append(append([]byte{}, damaged...), other...), false},
 		{"truncated pem", p[:len(p)/2], false},

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -172,6 +174,47 @@ func FuzzParseCertificates(f *testing.F) {
 		for i := range got {
 			if !bytes.Equal(again[i].Raw, got[i].Raw) {
 				t.Fatalf("certificate %d does not round-trip", i)
+			}
+		}
+	})
+}
+
+// FuzzDecodePEMBlocks: whatever the input, DecodePEMBlocks either returns
+// one block per BEGIN marker (none is passed over) that re-encode to the
+// same blocks, or a *PEMError that points inside the input.
+func FuzzDecodePEMBlocks(f *testing.F) {
+	addTestdata(f, "pem-*")
+	addTestdata(f, "openssl-*")
+	addTestdata(f, "*.csr.pem")
+	for _, s := range []string{"", blockA, blockA + blockA, "-----BEGIN", "-----END A-----\n", "x -----BEGIN A-----\nAAAA\n-----END A-----",
+		"-----BEGIN A-----\nK: v\n\nAAAA\n-----END A-----\n", "-----BEGIN A-----\nAA=A\n-----END A-----\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		blocks, err := pki.DecodePEMBlocks(data)
+		if err != nil {
+			var pe *pki.PEMError
+			lines := bytes.Count(data, []byte("\n")) + 1
+			if !errors.As(err, &pe) || pe.Block < 0 || pe.Block > bytes.Count(data, []byte("-----BEGIN")) ||
+				pe.Line < 1 || pe.Line > lines || pe.Reason == "" {
+				t.Fatalf("DecodePEMBlocks error %#v does not point inside the input (%d lines)", err, lines)
+			}
+			return
+		}
+		if n := bytes.Count(data, []byte("-----BEGIN")); len(blocks) != n {
+			t.Fatalf("DecodePEMBlocks returned %d blocks for %d BEGIN markers", len(blocks), n)
+		}
+		var again []byte
+		for _, b := range blocks {
+			again = append(again, pem.EncodeToMemory(b)...)
+		}
+		round, err := pki.DecodePEMBlocks(again)
+		if err != nil || len(round) != len(blocks) {
+			t.Fatalf("DecodePEMBlocks(re-encoded %d blocks) = %d, %v", len(blocks), len(round), err)
+		}
+		for i := range blocks {
+			if round[i].Type != blocks[i].Type || !bytes.Equal(round[i].Bytes, blocks[i].Bytes) || !maps.Equal(round[i].Headers, blocks[i].Headers) {
+				t.Fatalf("block %d does not round-trip: %+v, then %+v", i+1, blocks[i], round[i])
 			}
 		}
 	})

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -14,6 +13,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/portcullis-dev/portcullis/internal/pki"
 )
 
 // Extension OIDs of RFC 5280 §5.2 and §5.3 that parseCRL knows.
@@ -122,20 +123,11 @@ func crlDER(data []byte) ([]byte, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New("CRL is empty")
 	}
-	if !bytes.Contains(data, []byte("-----BEGIN")) {
-		return data, nil
+	der, err := pki.DecodeOne(data, "X509 CRL")
+	if err != nil {
+		return nil, fmt.Errorf("CRL: %w", err)
 	}
-	block, rest := pem.Decode(data)
-	if block == nil {
-		return nil, errors.New("CRL PEM block is truncated or damaged")
-	}
-	if block.Type != "X509 CRL" {
-		return nil, fmt.Errorf("PEM block is %q, want X509 CRL", block.Type)
-	}
-	if bytes.Contains(rest, []byte("-----BEGIN")) {
-		return nil, errors.New("more than one PEM block: want one CRL per source")
-	}
-	return block.Bytes, nil
+	return der, nil
 }
 
 func (c *crl) readExtensions(rl *x509.RevocationList) error {

@@ -19,6 +19,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/portcullis-dev/portcullis/internal/pki"
+	"github.com/portcullis-dev/portcullis/internal/pki/pkitest"
 )
 
 func TestCheckCRLFile(t *testing.T) {
@@ -67,6 +68,34 @@ func TestCheckDER(t *testing.T) {
 	var re *RevokedError
 	if err := c.Check(context.Background(), leaf, ca.cert); !errors.As(err, &re) || re.Reason != 4 {
 		t.Errorf("Check = %v, want revoked (superseded)", err)
+	}
+}
+
+// TestCRLFileDamagedPEM: a CRL file with a block that does not decode,
+// before, after or between good ones, fails to load naming that block.
+// pem.Decode alone passes over such a block, so [damaged, CRL] used to
+// load as the CRL.
+func TestCRLFileDamagedPEM(t *testing.T) {
+	ca := newCA(t, "Damage CA")
+	now := time.Now()
+	good := ca.crlPEM(t, 1, now, now.Add(time.Hour))
+	bad, cat := pkitest.DamagePEM, pkitest.Cat
+	for _, tc := range []struct {
+		name  string
+		data  []byte
+		block int
+	}{
+		{"damaged first", cat(bad(good), good), 1},
+		{"damaged in the middle", cat(good, bad(good), good), 2},
+		{"damaged at the end", cat(good, bad(good)), 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(Config{CRLs: []string{tempFile(t, "crl.pem", tc.data)}}, nil, nil, nil)
+			var pe *pki.PEMError
+			if !errors.As(err, &pe) || pe.Block != tc.block {
+				t.Errorf("New(CRL file %s) = %v, want a PEM error at block %d", tc.name, err, tc.block)
+			}
+		})
 	}
 }
 
@@ -279,7 +308,8 @@ func TestParseCRL(t *testing.T) {
 	}{
 		{"der", der, ""},
 		{"pem", pemCRL, ""},
-		{"pem with text around", append(append([]byte("Certificate Revocation List (CRL):\n"), pemCRL...), "trailer\n"...), ""},
+		{"pem with text before", append([]byte("Certificate Revocation List (CRL):\n"), pemCRL...), ""},
+		{"pem with text after", append(append([]byte{}, pemCRL...), "trailer\n"...), "text after the last block"},
 		{"empty", nil, "empty"},
 		{"spaces", []byte("  \n"), "empty"},
 		{"garbage", []byte("garbage"), "parsing CRL"},
@@ -287,7 +317,8 @@ func TestParseCRL(t *testing.T) {
 		{"trailing data", append(append([]byte{}, der...), 0, 0), "trailing data"},
 		{"two blocks", append(append([]byte{}, pemCRL...), pemCRL...), "more than one"},
 		{"certificate", pki.EncodeCertificates(ca.cert), `"CERTIFICATE", want X509 CRL`},
-		{"damaged pem", []byte("-----BEGIN X509 CRL-----\n!!!\n"), "truncated or damaged"},
+		{"damaged pem", []byte("-----BEGIN X509 CRL-----\n!!!\n"), "PEM block 1, line 2: not base64"},
+		{"truncated pem", pemCRL[:len(pemCRL)/2], "PEM block 1, line 1: no END line"},
 		{"delta", ext(oidDeltaCRL, true, []byte{2, 1, 1}), "delta CRLs are not supported"},
 		{"unknown critical", ext(asn1.ObjectIdentifier{1, 2, 3}, true, []byte{5, 0}), "unsupported critical extension 1.2.3"},
 		{"unknown non-critical", ext(asn1.ObjectIdentifier{1, 2, 3}, false, []byte{5, 0}), ""},

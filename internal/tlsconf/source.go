@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/portcullis-dev/portcullis/internal/keystore"
+	"github.com/portcullis-dev/portcullis/internal/pki"
 )
 
 // Errors callers test with errors.Is.
@@ -134,7 +134,7 @@ func (s Source) identity(c contents) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("certificate %s: %w", s.CertFile, err)
 	}
-	key, err := parseKey(c[s.KeyFile], pass)
+	key, err := keystore.Parse(c[s.KeyFile], pass)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", s.KeyFile, err)
 	}
@@ -198,7 +198,7 @@ func parseBundle(data []byte, pass keystore.Passphrase) (*tls.Certificate, error
 	if err != nil {
 		return nil, err
 	}
-	key, err := parseKey(data, pass)
+	key, err := keystore.Parse(data, pass)
 	if err != nil {
 		return nil, err
 	}
@@ -216,50 +216,18 @@ func parseBundle(data []byte, pass keystore.Passphrase) (*tls.Certificate, error
 // unlike x509.CertPool.AppendCertsFromPEM failing on a damaged one: a
 // half-readable bundle must not silently shrink the trust set.
 func parseCertificates(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for n := 1; ; n++ {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("PEM block %d: %w", n, err)
-		}
-		certs = append(certs, c)
+	blocks, err := pki.DecodePEMBlocks(data)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := pki.ParseCertificateBlocks(blocks)
+	if err != nil {
+		return nil, err
 	}
 	if len(certs) == 0 {
 		return nil, fmt.Errorf("%w: no PEM CERTIFICATE block", ErrNoCertificate)
 	}
 	return certs, nil
-}
-
-// parseKey finds the one private key block in data (openssl ecparam
-// writes an EC PARAMETERS block first) and hands it to keystore.
-func parseKey(data []byte, pass keystore.Passphrase) (crypto.Signer, error) {
-	var key *pem.Block
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if !strings.HasSuffix(b.Type, "PRIVATE KEY") {
-			continue
-		}
-		if key != nil {
-			return nil, fmt.Errorf("%w: more than one private key", keystore.ErrMalformedKey)
-		}
-		key = b
-	}
-	if key == nil {
-		return nil, fmt.Errorf("%w: no PEM private key block", keystore.ErrMalformedKey)
-	}
-	return keystore.Parse(pem.EncodeToMemory(key), pass)
 }
 
 func matches(key crypto.Signer, cert *x509.Certificate) bool {

@@ -17,6 +17,8 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/portcullis-dev/portcullis/internal/keystore"
+	"github.com/portcullis-dev/portcullis/internal/pki"
+	"github.com/portcullis-dev/portcullis/internal/pki/pkitest"
 	"github.com/portcullis-dev/portcullis/internal/tlsconf"
 )
 
@@ -328,5 +330,51 @@ func TestAnonymousSource(t *testing.T) {
 	}
 	if _, err := tlsconf.Load(tlsconf.Source{CAFile: ca, CertFile: ca, Anonymous: true}, nil); err == nil {
 		t.Error("Load(anonymous with a cert) succeeded")
+	}
+}
+
+// TestLoadDamagedPEM: a block that does not decode, in the middle of a
+// file or at its end, fails the load naming that block, whichever file
+// holds it. pem.Decode alone passes over such a block, so a CA bundle of
+// [damaged root, good root] used to load as the good root alone.
+func TestLoadDamagedPEM(t *testing.T) {
+	ca, other := newCA(t, "CA"), newCA(t, "Other CA")
+	cert, key := ca.issue(t, leaf{cn: "device-1"})
+	leafPEM, keyB := certPEM(cert), keyPEM(t, key)
+	caPEM, otherPEM := certPEM(ca.cert), certPEM(other.cert)
+	ecParams := []byte("-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n")
+	bad, cat := pkitest.DamagePEM, pkitest.Cat
+	tests := []struct {
+		name  string
+		file  string // the file given data: "cert", "key", "ca" or "keystore"
+		data  []byte
+		block int // the block the error names
+	}{
+		{"CA bundle, damaged first", "ca", cat(bad(otherPEM), caPEM), 1},
+		{"CA bundle, damaged in the middle", "ca", cat(caPEM, bad(otherPEM), otherPEM), 2},
+		{"CA bundle, damaged at the end", "ca", cat(caPEM, otherPEM, bad(otherPEM)), 3},
+		{"chain, damaged in the middle", "cert", cat(leafPEM, bad(caPEM), otherPEM), 2},
+		{"chain, damaged at the end", "cert", cat(leafPEM, caPEM, bad(otherPEM)), 3},
+		{"key file, damaged in the middle", "key", cat(ecParams, bad(keyB), keyB), 2},
+		{"key file, damaged at the end", "key", cat(keyB, bad(keyB)), 2},
+		{"keystore bundle, damaged in the middle", "keystore", cat(leafPEM, bad(caPEM), keyB), 2},
+		{"keystore bundle, damaged at the end", "keystore", cat(leafPEM, keyB, bad(caPEM)), 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			files := map[string][]byte{"cert": leafPEM, "key": keyB, "ca": caPEM, "keystore": cat(leafPEM, keyB)}
+			files[tt.file] = tt.data
+			path := func(name string) string { return writeFile(t, dir, name+".pem", files[name]) }
+			src := tlsconf.Source{CertFile: path("cert"), KeyFile: path("key"), CAFile: path("ca")}
+			if tt.file == "keystore" {
+				src = tlsconf.Source{Keystore: path("keystore"), CAFile: src.CAFile}
+			}
+			_, err := tlsconf.Load(src, nil)
+			var pe *pki.PEMError
+			if !errors.As(err, &pe) || pe.Block != tt.block {
+				t.Errorf("Load(%s) = %v, want a PEM error at block %d", tt.name, err, tt.block)
+			}
+		})
 	}
 }

@@ -1,10 +1,11 @@
 // Package pkitest makes throwaway certificates for tests of the packages
-// that consume them (tlsconf, revocation, tunnel): P-256 keys, serials,
-// self-signed roots, signing and PEM encoding, each failing the test on
-// error. It is imported only from _test.go files.
+// that consume them (tlsconf, revocation, tunnel, keystore, ca): P-256
+// keys, serials, self-signed roots, signing, PEM encoding and damaging,
+// each failing the test on error. It is imported only from _test.go files.
 package pkitest
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -86,3 +87,17 @@ func KeyPEM(t testing.TB, key crypto.Signer) []byte {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
+
+// DamagePEM returns a copy of PEM data whose first block (one without
+// headers) has a character of its first base64 line replaced by one
+// outside the alphabet, as a bad copy or a stray edit leaves it:
+// pem.Decode passes over such a block to return the next good one.
+func DamagePEM(data []byte) []byte {
+	out := bytes.Clone(data)
+	begin := bytes.Index(out, []byte("-----BEGIN"))
+	out[begin+bytes.IndexByte(out[begin:], '\n')+2] = '!'
+	return out
+}
+
+// Cat joins PEM files (or any bytes) into one.
+func Cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
