@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -244,6 +245,80 @@ func TestRenew(t *testing.T) {
 	}
 	if _, err := f.a.Renew(ctx, cur.Serial, false); err == nil {
 		t.Error("Renew of a revoked certificate succeeded")
+	}
+}
+
+// TestRenewChecksRulesInForce: renewal applies ca.yaml as it is now, not
+// as it was at issuance, so renewing is never a way around a tightened
+// name policy or lifetime.
+func TestRenewChecksRulesInForce(t *testing.T) {
+	tests := []struct {
+		name    string
+		profile pki.Profile
+		names   pki.Names
+		tighten func(*Config)
+		wantIs  error
+		want    string
+	}{
+		{"dns outside allow", pki.ProfileServer, names(t, "x.evil.com"),
+			func(c *Config) { c.NamePolicy.DNS.Allow = []string{".corp.example.com"} }, pki.ErrNameNotAllowed,
+			`renewing "n": dns name "x.evil.com" is not allowed by name_policy.dns.allow [.corp.example.com]`},
+		{"dns denied", pki.ProfileServer, names(t, "admin.corp.example.com"),
+			func(c *Config) { c.NamePolicy.DNS.Deny = []string{"admin.corp.example.com"} }, pki.ErrNameNotAllowed,
+			`renewing "n": dns name "admin.corp.example.com" is denied by name_policy.dns.deny "admin.corp.example.com"`},
+		{"device uri outside allow", pki.ProfileDevice, pki.Names{},
+			func(c *Config) { c.NamePolicy.URI.Allow = []string{"spiffe://other.example/"} }, pki.ErrNameNotAllowed,
+			`renewing "n": uri "spiffe://portcullis.internal/device/n" is not allowed by name_policy.uri.allow [spiffe://other.example/]`},
+		{"lifetime under the minimum", pki.ProfileClient, pki.Names{},
+			func(c *Config) { c.Lifetimes.Client = Duration(time.Minute) }, nil,
+			`renewing "n": lifetime 1m0s: shorter than 5m0s`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newCA(t, nil)
+			ctx := context.Background()
+			orig, err := f.a.Issue(ctx, IssueRequest{Profile: tt.profile, Name: "n", Names: tt.names})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.tighten(&f.a.cfg)
+			_, err = f.a.Renew(ctx, "n", false)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("Renew = %v, want %s", err, tt.want)
+			}
+			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+				t.Errorf("Renew = %v, want errors.Is %v", err, tt.wantIs)
+			}
+			if cur, err := f.st.ActiveCert(ctx, "n"); err != nil || cur.Serial != orig.Record.Serial {
+				t.Errorf("after a refused renewal the active certificate is %v (%v), want %s", cur, err, orig.Record.Serial)
+			}
+		})
+	}
+}
+
+// TestIssueLifetimeBounds: a lifetime asked for on the command line meets
+// the same bounds as ca.yaml's.
+func TestIssueLifetimeBounds(t *testing.T) {
+	f := newCA(t, nil)
+	ctx := context.Background()
+	tests := []struct {
+		profile  pki.Profile
+		lifetime time.Duration
+		ok       bool
+	}{
+		{pki.ProfileServer, 90 * day, true},
+		{pki.ProfileServer, MaxServerLifetime + day, false},
+		{pki.ProfileServer, time.Minute, false},
+		{pki.ProfileClient, 400 * day, true},
+	}
+	for i, tt := range tests {
+		req := IssueRequest{Profile: tt.profile, Name: fmt.Sprintf("l%d", i), Names: names(t, "l.example.com"), Lifetime: tt.lifetime}
+		if tt.profile != pki.ProfileServer {
+			req.Names = pki.Names{}
+		}
+		if _, err := f.a.Issue(ctx, req); (err == nil) != tt.ok {
+			t.Errorf("Issue(%s, %s) = %v, want ok=%v", tt.profile, tt.lifetime, err, tt.ok)
+		}
 	}
 }
 

@@ -34,6 +34,12 @@ type IssueRequest struct {
 // MinLifetime is the shortest certificate lifetime the CA issues.
 const MinLifetime = 5 * time.Minute
 
+// MaxServerLifetime is the longest server certificate lifetime the CA
+// issues, in ca.yaml or on request: Apple and Chrome refuse server
+// certificates valid longer. The CA/B Forum's shorter limits (SC-081) are
+// for the web PKI and are not enforced here (see pki's lint exemptions).
+const MaxServerLifetime = 398 * day
+
 // Issued is the outcome of an issuance or renewal.
 type Issued struct {
 	Record *store.Cert
@@ -47,12 +53,6 @@ type Issued struct {
 // Issue checks req, builds the certificate from the CA's own template,
 // lints it, signs it, records it, and only then writes it out.
 func (a *Authority) Issue(ctx context.Context, req IssueRequest) (*Issued, error) {
-	if err := CheckName(req.Name); err != nil {
-		return nil, err
-	}
-	if !isLeaf(req.Profile) {
-		return nil, fmt.Errorf("profile %q: want server, client or device", req.Profile)
-	}
 	names := req.Names
 	var pub crypto.PublicKey
 	if req.CSR != nil {
@@ -63,7 +63,11 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (*Issued, error
 		pub = req.CSR.PublicKey
 	}
 	names = a.withDefaultNames(req.Profile, req.Name, names)
-	if err := a.cfg.NamePolicy.Check(names); err != nil {
+	lifetime := req.Lifetime
+	if lifetime <= 0 {
+		lifetime = a.cfg.lifetime(req.Profile)
+	}
+	if err := a.checkLeaf(req.Profile, req.Name, names, lifetime); err != nil {
 		return nil, err
 	}
 	// Fail on a taken name before generating or signing anything; the
@@ -88,13 +92,6 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (*Issued, error
 		}
 		pub = leafKey.Public()
 	}
-	lifetime := req.Lifetime
-	if lifetime <= 0 {
-		lifetime = a.cfg.lifetime(req.Profile)
-	}
-	if lifetime < MinLifetime {
-		return nil, fmt.Errorf("lifetime %s: shorter than %s, the certificate would expire before it is deployed", lifetime, MinLifetime)
-	}
 	cert, err := a.signLeaf(key, linter, req.Profile, req.Name, names, pub, lifetime)
 	if err != nil {
 		return nil, err
@@ -106,6 +103,29 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (*Issued, error
 	}
 	a.audit(ctx, "cert.issued", certAttrs(rec, cert)...)
 	return out, nil
+}
+
+// checkLeaf applies the rules of ca.yaml in force now to a leaf about to be
+// signed. Issue and Renew both call it, so that renewal, which an unattended
+// server may run for thousands of devices, never certifies a name or a
+// lifetime that a new issuance would refuse.
+func (a *Authority) checkLeaf(p pki.Profile, name string, names pki.Names, lifetime time.Duration) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	if !isLeaf(p) {
+		return fmt.Errorf("profile %q: want server, client or device", p)
+	}
+	if err := a.cfg.NamePolicy.Check(names); err != nil {
+		return err
+	}
+	if lifetime < MinLifetime {
+		return fmt.Errorf("lifetime %s: shorter than %s, the certificate would expire before it is deployed", lifetime, MinLifetime)
+	}
+	if p == pki.ProfileServer && lifetime > MaxServerLifetime {
+		return fmt.Errorf("lifetime %s: over %d days; TLS clients (Apple, Chrome) refuse such server certificates", Duration(lifetime), MaxServerLifetime/day)
+	}
+	return nil
 }
 
 func isLeaf(p pki.Profile) bool {
@@ -256,6 +276,10 @@ func (a *Authority) Renew(ctx context.Context, ref string, rekey bool) (*Issued,
 	if err != nil {
 		return nil, fmt.Errorf("stored certificate %s: %w", old.Serial, err)
 	}
+	names, lifetime := pki.NamesOf(oldCert), a.cfg.lifetime(p)
+	if err := a.checkLeaf(p, old.Name, names, lifetime); err != nil {
+		return nil, fmt.Errorf("renewing %q: %w", old.Name, err)
+	}
 	key, linter, err := a.issuerKey()
 	if err != nil {
 		return nil, err
@@ -275,8 +299,7 @@ func (a *Authority) Renew(ctx context.Context, ref string, rekey bool) (*Issued,
 		}
 		pub = leafKey.Public()
 	}
-	lifetime := a.cfg.lifetime(p)
-	cert, err := a.signLeaf(key, linter, p, old.Name, pki.NamesOf(oldCert), pub, lifetime)
+	cert, err := a.signLeaf(key, linter, p, old.Name, names, pub, lifetime)
 	if err != nil {
 		return nil, err
 	}

@@ -169,6 +169,8 @@ func TestBadInput(t *testing.T) {
 		{name: "revoke unknown serial", argv: argv("ca", "revoke", "0badc0ffee"), code: 1, want: []string{"0badc0ffee"}},
 		{name: "revoke twice", code: 1, want: []string{"already revoked"},
 			argv: func(t *testing.T, ca *testCA) []string { return ca.args("ca", "revoke", serialOf(t, ca, "alice")) }},
+		{name: "renew a name the policy now forbids", setup: dnsPolicy, argv: argv("ca", "renew", "web"), code: 1,
+			want: []string{`renewing "web": dns name "web.example.com" is not allowed by name_policy.dns.allow [.corp.example.com]`}},
 		{name: "renew a revoked certificate", code: 1, want: []string{"revoked"},
 			argv: func(t *testing.T, ca *testCA) []string { return ca.args("ca", "renew", serialOf(t, ca, "alice")) }},
 		{name: "ca.yaml with an unknown key", code: 1, want: []string{"ca.yaml", "bogus_key"},
