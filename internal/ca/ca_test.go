@@ -76,13 +76,19 @@ type fixture struct {
 // a fake clock. Encrypted keys have their own test.
 func newCA(t *testing.T, mod func(*InitOptions)) *fixture {
 	t.Helper()
+	return newCAAt(t, time.Now().UTC().Truncate(time.Second), mod)
+}
+
+// newCAAt is newCA with the clock starting at now.
+func newCAAt(t *testing.T, now time.Time, mod func(*InitOptions)) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "portcullis.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f := &fixture{st: st, dir: dir, clock: &clock{t: time.Now().UTC().Truncate(time.Second)}, audit: &lockedBuffer{}}
+	f := &fixture{st: st, dir: dir, clock: &clock{t: now}, audit: &lockedBuffer{}}
 	io := DefaultInitOptions()
 	io.URLs = URLs{CRL: []string{"http://127.0.0.1:8889/crl"}, OCSP: []string{"http://127.0.0.1:8889/ocsp"}}
 	if mod != nil {
@@ -296,6 +302,33 @@ func TestRenewChecksRulesInForce(t *testing.T) {
 	}
 }
 
+// TestServerAfterSC081 issues and renews a server certificate with the
+// default lifetime on dates when the CA/B Forum's SC-081 limits for the web
+// PKI (47 days from 2029-03-15) would refuse it: the private CA must keep
+// working on those dates.
+func TestServerAfterSC081(t *testing.T) {
+	for _, at := range []time.Time{
+		time.Date(2029, time.June, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2030, time.January, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		t.Run(at.Format(time.DateOnly), func(t *testing.T) {
+			f := newCAAt(t, at, nil)
+			ctx := context.Background()
+			out, err := f.a.Issue(ctx, IssueRequest{Profile: pki.ProfileServer, Name: "web", Names: names(t, "web.example.com")})
+			if err != nil {
+				t.Fatalf("Issue(server) at %s: %v", at, err)
+			}
+			if got, want := out.Cert.NotAfter.Sub(at), time.Duration(DefaultConfig().Lifetimes.Server); got != want {
+				t.Errorf("lifetime %s, want the default %s", got, want)
+			}
+			f.clock.Add(60 * day)
+			if _, err := f.a.Renew(ctx, "web", false); err != nil {
+				t.Errorf("Renew(server) at %s: %v", f.clock.Now(), err)
+			}
+		})
+	}
+}
+
 // TestIssueLifetimeBounds: a lifetime asked for on the command line meets
 // the same bounds as ca.yaml's.
 func TestIssueLifetimeBounds(t *testing.T) {
@@ -306,7 +339,7 @@ func TestIssueLifetimeBounds(t *testing.T) {
 		lifetime time.Duration
 		ok       bool
 	}{
-		{pki.ProfileServer, 90 * day, true},
+		{pki.ProfileServer, MaxServerLifetime, true},
 		{pki.ProfileServer, MaxServerLifetime + day, false},
 		{pki.ProfileServer, time.Minute, false},
 		{pki.ProfileClient, 400 * day, true},

@@ -26,6 +26,19 @@ var PrivatePKIExemptions = map[string]string{
 	"w_sub_cert_aia_does_not_contain_issuing_ca_url":          "peers get the intermediate from the TLS handshake (chain files); caIssuers is baked in only with --issuer-url",
 	"e_cabf_ecc_allowed_key_usages":                           "zlint v3.7.1 bug: applies to CA certificates too, so every ECDSA CA with keyCertSign fails",
 	"n_ca_digital_signature_not_set":                          "notice only: the root signs certificates and CRLs, not OCSP responses",
+	// CA/B Forum ballot SC-081 shortens publicly trusted server certificates
+	// in steps by issuance date: 200 days from 2026-03-15, 100 from
+	// 2027-03-15, 47 from 2029-03-15. zlint judges the date of notBefore,
+	// so with these lints the CA's 90-day default would start failing on
+	// 2029-03-15, and every deployment with it. A private CA's server
+	// lifetime is ca.yaml's lifetimes.server; the CA caps it at 398 days
+	// (ca.MaxServerLifetime), the limit TLS clients apply.
+	"e_server_cert_valid_time_longer_than_200_days": "SC-081 web-PKI limit (issued 2026-03-15 to 2027-03-15); the private CA's limit is ca.yaml's, at most 398 days",
+	"w_server_cert_valid_time_longer_than_199_days": "SC-081 web-PKI limit, the warning of the 200-day one, as above",
+	"e_server_cert_valid_time_longer_than_100_days": "SC-081 web-PKI limit (issued 2027-03-15 to 2029-03-15), as above",
+	"w_server_cert_valid_time_longer_than_99_days":  "SC-081 web-PKI limit, the warning of the 100-day one, as above",
+	"e_server_cert_valid_time_longer_than_47_days":  "SC-081 web-PKI limit (issued from 2029-03-15): the 90-day default server lifetime would fail it, as above",
+	"w_server_cert_valid_time_longer_than_46_days":  "SC-081 web-PKI limit, the warning of the 47-day one, as above",
 }
 
 // OfflineRevocationExemptions apply on top of PrivatePKIExemptions when

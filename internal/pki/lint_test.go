@@ -216,6 +216,9 @@ func TestLintExemptionsPinned(t *testing.T) {
 			"e_cabf_ecc_allowed_key_usages",
 			"e_dnsname_not_valid_tld",
 			"e_ext_san_contains_reserved_ip",
+			"e_server_cert_valid_time_longer_than_100_days",
+			"e_server_cert_valid_time_longer_than_200_days",
+			"e_server_cert_valid_time_longer_than_47_days",
 			"e_sub_cert_cert_policy_empty",
 			"e_sub_cert_certificate_policies_missing",
 			"e_sub_cert_locality_name_must_appear",
@@ -224,6 +227,9 @@ func TestLintExemptionsPinned(t *testing.T) {
 			"n_ca_digital_signature_not_set",
 			"n_san_iana_pub_suffix_empty",
 			"w_ext_subject_key_identifier_not_recommended_subscriber",
+			"w_server_cert_valid_time_longer_than_199_days",
+			"w_server_cert_valid_time_longer_than_46_days",
+			"w_server_cert_valid_time_longer_than_99_days",
 			"w_sub_cert_aia_contains_internal_names",
 			"w_sub_cert_aia_does_not_contain_issuing_ca_url",
 			"w_subject_common_name_included",
@@ -356,30 +362,40 @@ func TestLintDERGarbage(t *testing.T) {
 	}
 }
 
-// TestLintServerLifetime pins the CABF SC-081 limit that applies to
-// certificates issued between 2026-03-15 and 2027-03-15: a validity over
-// 199 days warns (zlint counts the notAfter second, RFC 5280 §4.1.2.5, so
-// a 199-day lifetime is "200 days"). ca.Config accepts server lifetimes up
-// to 398 days; those fail here, at issuance.
+// TestLintServerLifetime: the CA/B Forum SC-081 limits shorten publicly
+// trusted server certificates by issuance date (200 days from 2026-03-15,
+// 100 from 2027-03-15, 47 from 2029-03-15). They are exempt for this private
+// PKI, so the default 90 days, and up to the 398 days ca.yaml allows, lint
+// clean on any date; the CA bounds the lifetime itself. Past 825 days a
+// server still fails (e_sub_cert_valid_time_longer_than_825_days).
 func TestLintServerLifetime(t *testing.T) {
 	root, _ := buildChain(t, chainOptions{kt: pki.KeyP256, rootOnly: true, urls: true})
 	key := testKey(t, pki.KeyP256, 2)
-	for _, tt := range []struct {
-		days int
-		ok   bool
-	}{{47, true}, {90, true}, {198, true}, {199, false}, {200, false}, {398, false}} {
-		t.Run(fmt.Sprint(tt.days), func(t *testing.T) {
-			c := issue(t, pki.Request{
-				Profile: pki.ProfileServer, Subject: subject("web.portcullis.internal"),
-				Names:     mustNames(t, []string{"web.portcullis.internal"}, nil, nil, nil),
-				PublicKey: key.Public(), NotBefore: testNow, NotAfter: testNow.Add(time.Duration(tt.days) * day),
-				CRLURLs: []string{"http://ca.portcullis.internal/crl.der"}, OCSPURLs: []string{"http://ca.portcullis.internal/ocsp"},
-			}, root, testKey(t, pki.KeyP256, 0))
-			err := pki.LintDER(c.Raw, pki.LintOptions{})
-			if (err == nil) != tt.ok {
-				t.Errorf("LintDER(server, %d days) = %v, want ok=%v", tt.days, err, tt.ok)
-			}
-		})
+	dates := []time.Time{
+		testNow,
+		time.Date(2027, time.June, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2029, time.March, 15, 0, 0, 0, 0, time.UTC),
+		time.Date(2029, time.June, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2030, time.January, 1, 0, 0, 0, 0, time.UTC),
+	}
+	for _, at := range dates {
+		for _, tt := range []struct {
+			days int
+			ok   bool
+		}{{47, true}, {90, true}, {199, true}, {398, true}, {826, false}} {
+			t.Run(fmt.Sprintf("%s/%d", at.Format(time.DateOnly), tt.days), func(t *testing.T) {
+				c := issue(t, pki.Request{
+					Profile: pki.ProfileServer, Subject: subject("web.portcullis.internal"),
+					Names:     mustNames(t, []string{"web.portcullis.internal"}, nil, nil, nil),
+					PublicKey: key.Public(), NotBefore: at, NotAfter: at.Add(time.Duration(tt.days) * day),
+					CRLURLs: []string{"http://ca.portcullis.internal/crl.der"}, OCSPURLs: []string{"http://ca.portcullis.internal/ocsp"},
+				}, root, testKey(t, pki.KeyP256, 0))
+				err := pki.LintDER(c.Raw, pki.LintOptions{})
+				if (err == nil) != tt.ok {
+					t.Errorf("LintDER(server issued %s, %d days) = %v, want ok=%v", at.Format(time.DateOnly), tt.days, err, tt.ok)
+				}
+			})
+		}
 	}
 }
 
