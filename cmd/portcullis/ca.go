@@ -115,7 +115,11 @@ func (f *caFlags) options(stderr io.Writer) (ca.Options, *obs.AuditLog, error) {
 	if err != nil {
 		return ca.Options{}, nil, err
 	}
-	log, _ := obs.NewLogger(stderr, "text", "warn")
+	log, err := obs.NewLogger(stderr, "text", "warn")
+	if err != nil {
+		audit.Close()
+		return ca.Options{}, nil, err
+	}
 	return ca.Options{Passphrase: f.passphrase(), Logger: log, Audit: audit.Logger(), Actor: actor()}, audit, nil
 }
 

@@ -281,7 +281,10 @@ func newCAExportCmd(f *caFlags) *cobra.Command {
 				return err
 			}
 			if out == "" && p12 {
-				rec, _ := s.Find(c.Context(), args[0])
+				rec, err := s.Find(c.Context(), args[0])
+				if err != nil {
+					return err
+				}
 				out = s.Layout().P12(rec.Name)
 			}
 			if out == "" || out == "-" {

@@ -217,7 +217,10 @@ func selfSign(opts Options, key crypto.Signer, r pki.Request) (*x509.Certificate
 	if err != nil {
 		return nil, err
 	}
-	kt, _ := pki.KeyTypeOf(key.Public())
+	kt, err := pki.KeyTypeOf(key.Public())
+	if err != nil {
+		return nil, err
+	}
 	tmpl.SignatureAlgorithm = pki.SignatureAlgorithm(kt)
 	der, err := x509.CreateCertificate(opts.Rand, tmpl, tmpl, key.Public(), key)
 	if err != nil {

@@ -176,8 +176,7 @@ func (a *Authority) signLeaf(key crypto.Signer, linter *pki.Linter, p pki.Profil
 	if err != nil {
 		return nil, err
 	}
-	kt, _ := pki.KeyTypeOf(key.Public())
-	tmpl.SignatureAlgorithm = pki.SignatureAlgorithm(kt)
+	tmpl.SignatureAlgorithm = a.sigAlg
 	return signWith(a.opts, a.issuer, key, linter, tmpl, pub)
 }
 

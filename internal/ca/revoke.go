@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/pki"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
@@ -110,9 +109,8 @@ func (a *Authority) CRL(ctx context.Context) (*x509.RevocationList, error) {
 	if err != nil {
 		return nil, fmt.Errorf("allocating CRL number: %w", err)
 	}
-	kt, _ := pki.KeyTypeOf(key.Public())
 	tmpl := &x509.RevocationList{
-		SignatureAlgorithm:        pki.SignatureAlgorithm(kt),
+		SignatureAlgorithm:        a.sigAlg,
 		Number:                    big.NewInt(number),
 		ThisUpdate:                now.UTC().Truncate(time.Second),
 		NextUpdate:                now.UTC().Add(time.Duration(a.cfg.Lifetimes.CRL)).Truncate(time.Second),

@@ -142,6 +142,8 @@ func Template(r Request, serial *big.Int) (*x509.Certificate, error) {
 		t.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
 		// anyPolicy: RFC 5280 path validation with a policy set needs
 		// one, and CABF requires the extension on subordinate CAs.
+		// OIDFromInts fails only for fewer than two arcs or a first arc
+		// over 2; this constant has neither.
 		anyPolicy, _ := x509.OIDFromInts([]uint64{2, 5, 29, 32, 0})
 		t.Policies = []x509.OID{anyPolicy}
 		t.CRLDistributionPoints = r.CRLURLs
