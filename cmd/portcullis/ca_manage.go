@@ -277,6 +277,9 @@ func newCAExportCmd(f *caFlags) *cobra.Command {
 			}
 			defer s.Close()
 			data, err := s.Export(c.Context(), args[0], o)
+			if errors.Is(err, ca.ErrRevoked) {
+				return fmt.Errorf("%w; not exported (`portcullis ca show --pem %s` still prints the certificate)", err, args[0])
+			}
 			if err != nil {
 				return err
 			}

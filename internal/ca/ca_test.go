@@ -631,6 +631,39 @@ func TestExportP12(t *testing.T) {
 	}
 }
 
+// TestRevokedByName: a revoked certificate is found by its name (not "not
+// found"), shown, but neither exported nor renewed.
+func TestRevokedByName(t *testing.T) {
+	f := newCA(t, nil)
+	ctx := context.Background()
+	out, err := f.a.Issue(ctx, IssueRequest{Profile: pki.ProfileDevice, Name: "laptop-042"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.a.Revoke(ctx, "laptop-042", 1); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := f.a.Find(ctx, "laptop-042")
+	if err != nil || rec.Serial != out.Record.Serial || rec.Status != store.StatusRevoked {
+		t.Fatalf("Find(revoked name) = %+v, %v; want the revoked record %s", rec, err, out.Record.Serial)
+	}
+	const want = `certificate "laptop-042" is revoked (keyCompromise)`
+	for _, o := range []ExportOptions{{Format: FormatPEM}, {Format: FormatP12, Password: "pw-123456"}} {
+		if _, err := f.a.Export(ctx, "laptop-042", o); !errors.Is(err, ErrRevoked) || err.Error() != want {
+			t.Errorf("Export(%s) = %v, want %s", o.Format, err, want)
+		}
+	}
+	if _, err := f.a.Renew(ctx, "laptop-042", false); !errors.Is(err, ErrRevoked) {
+		t.Errorf("Renew(revoked) = %v, want ErrRevoked", err)
+	}
+	if _, err := f.a.Revoke(ctx, "laptop-042", 1); !errors.Is(err, store.ErrAlreadyRevoked) {
+		t.Errorf("Revoke(revoked name) = %v, want ErrAlreadyRevoked", err)
+	}
+	if _, err := f.a.Find(ctx, "never-issued"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Find(unknown) = %v, want ErrNotFound", err)
+	}
+}
+
 func TestAuditEvents(t *testing.T) {
 	f := newCA(t, nil)
 	ctx := context.Background()

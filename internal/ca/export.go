@@ -36,10 +36,16 @@ type ExportOptions struct {
 }
 
 // Export returns the certificate ref points to in the asked format. Only
-// certificates whose key the CA generated can be exported with their key.
+// certificates whose key the CA generated can be exported with their key,
+// and no revoked certificate (ErrRevoked).
 func (a *Authority) Export(ctx context.Context, ref string, o ExportOptions) ([]byte, error) {
 	rec, err := a.Find(ctx, ref)
 	if err != nil {
+		return nil, err
+	}
+	// As step-ca and easy-rsa do: a revoked certificate is not handed out
+	// for deployment, least of all with its key in a PKCS#12.
+	if err := usable(rec); err != nil {
 		return nil, err
 	}
 	leaf, err := x509.ParseCertificate(rec.DER)

@@ -238,12 +238,21 @@ func certAttrs(rec *store.Cert, c *x509.Certificate) []slog.Attr {
 }
 
 // Find resolves a reference to a certificate record: a serial (hex, with
-// or without colons) or the name of an active certificate.
+// or without colons), or a name: its active certificate or, when it has
+// none, the last one it held (revoked, say), so that "not found" never
+// hides a certificate that exists.
 func (a *Authority) Find(ctx context.Context, ref string) (*store.Cert, error) {
 	if CheckName(ref) == nil {
 		c, err := a.store.ActiveCert(ctx, ref)
 		if err == nil || !errors.Is(err, store.ErrNotFound) {
 			return c, err
+		}
+		held, err := a.store.List(ctx, store.Filter{Name: ref})
+		if err != nil {
+			return nil, err
+		}
+		if len(held) > 0 {
+			return held[len(held)-1], nil
 		}
 	}
 	if n, err := pki.ParseSerial(ref); err == nil {
@@ -252,7 +261,29 @@ func (a *Authority) Find(ctx context.Context, ref string) (*store.Cert, error) {
 			return c, err
 		}
 	}
-	return nil, fmt.Errorf("%q: no active certificate of that name or serial: %w", ref, store.ErrNotFound)
+	return nil, fmt.Errorf("%q: no certificate of that name or serial: %w", ref, store.ErrNotFound)
+}
+
+// ErrRevoked: the certificate is revoked, and what was asked needs a
+// valid one.
+var ErrRevoked = errors.New("certificate is revoked")
+
+// revokedError names the revoked certificate and why it was revoked.
+type revokedError struct{ rec *store.Cert }
+
+func (e revokedError) Error() string {
+	return fmt.Sprintf("certificate %q is revoked (%s)", e.rec.Name, ReasonName(e.rec.Reason))
+}
+
+func (e revokedError) Unwrap() error { return ErrRevoked }
+
+// usable refuses a revoked certificate for renewal and export; showing,
+// listing and revoking it again still work on the record.
+func usable(rec *store.Cert) error {
+	if rec.Status == store.StatusRevoked {
+		return revokedError{rec}
+	}
+	return nil
 }
 
 // Renew issues a fresh certificate with the same profile, name and SAN
@@ -264,8 +295,8 @@ func (a *Authority) Renew(ctx context.Context, ref string, rekey bool) (*Issued,
 	if err != nil {
 		return nil, err
 	}
-	if old.Status == store.StatusRevoked {
-		return nil, fmt.Errorf("%s (serial %s) is revoked: issue a new certificate instead", old.Name, old.Serial)
+	if err := usable(old); err != nil {
+		return nil, fmt.Errorf("renewing %q: %w; issue a new certificate instead", old.Name, err)
 	}
 	p := pki.Profile(old.Profile)
 	if !isLeaf(p) {
