@@ -50,7 +50,31 @@ else $` + passphraseEnv + `, else a terminal prompt.`,
 		newCAInitCmd(f), newCAIssueCmd(f), newCASignCmd(f), newCARevokeCmd(f), newCACRLCmd(f),
 		newCAListCmd(f), newCAShowCmd(f), newCARenewCmd(f), newCAExportCmd(f), newCAImportEasyRSACmd(f),
 	)
+	explainErrors(c, f)
 	return c
+}
+
+// explainErrors makes every subcommand of c pass its error through
+// f.explain, so no command can forget to.
+func explainErrors(c *cobra.Command, f *caFlags) {
+	for _, sub := range c.Commands() {
+		explainErrors(sub, f)
+	}
+	if run := c.RunE; run != nil {
+		c.RunE = func(c *cobra.Command, args []string) error { return f.explain(run(c, args)) }
+	}
+}
+
+// explain adds to an error of package ca what it means on this command
+// line: ca's errors name no flags, the CLI's do.
+func (f *caFlags) explain(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ca.ErrNotInitialized):
+		return fmt.Errorf("%w (--dir names the CA directory, default ./pki; `make run` keeps its CA in ./portcullis-data; `portcullis ca init --dir %s` creates one)", err, f.dir)
+	}
+	return err
 }
 
 // passphrase returns the source of the existing CA passphrase.

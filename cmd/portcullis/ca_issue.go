@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,6 +36,9 @@ func (n *nameFlags) register(c *cobra.Command, p pki.Profile) {
 
 func (n *nameFlags) request(p pki.Profile, name string) (ca.IssueRequest, error) {
 	req := ca.IssueRequest{Profile: p, Name: name}
+	if p == pki.ProfileServer && len(n.dns) == 0 && len(n.ips) == 0 {
+		return req, usageError{errors.New("a server certificate needs --dns or --ip (or both)")}
+	}
 	var err error
 	if req.Names, err = pki.ParseNames(n.dns, n.ips, n.emails, n.uris); err != nil {
 		return req, usageError{err}

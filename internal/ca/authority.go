@@ -25,9 +25,10 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
-// Errors the CLI maps to messages and exit codes.
+// Errors a front end maps to its own messages: the CLI adds the flags that
+// help.
 var (
-	ErrNotInitialized = errors.New("no CA here (run `portcullis ca init`)")
+	ErrNotInitialized = errors.New("no CA here")
 	ErrExists         = errors.New("a CA already exists here")
 	ErrRootOffline    = errors.New("the root key is offline")
 )

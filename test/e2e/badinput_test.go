@@ -153,7 +153,11 @@ func TestBadInput(t *testing.T) {
 			argv: func(t *testing.T, ca *testCA) []string {
 				return []string{"ca", "issue", "client", "zed", "--dir", ca.dir, "--passphrase-file", filepath.Join(t.TempDir(), "nope")}
 			}},
-		{name: "dir under a regular file", code: 1, want: []string{"no CA"},
+		{name: "dir without a CA", code: 1, want: []string{"no CA here", "--dir", "./portcullis-data"},
+			argv: func(t *testing.T, ca *testCA) []string {
+				return []string{"ca", "list", "--dir", filepath.Join(t.TempDir(), "pki"), "--passphrase-file", ca.passFile}
+			}},
+		{name: "dir under a regular file", code: 1, want: []string{"no CA", "--dir"},
 			argv: func(_ *testing.T, ca *testCA) []string {
 				return []string{"ca", "issue", "client", "zed", "--dir", filepath.Join(ca.passFile, "pki"), "--passphrase-file", ca.passFile}
 			}},
@@ -187,7 +191,7 @@ func TestBadInput(t *testing.T) {
 			},
 			argv: argv("ca", "issue", "client", "zed")},
 		{name: "init over an existing CA", argv: argv("ca", "init"), code: 1, want: []string{"already exists"}},
-		{name: "server without names", argv: argv("ca", "issue", "server", "nonames"), want: []string{"DNS name or IP"}},
+		{name: "server without names", argv: argv("ca", "issue", "server", "nonames"), code: 2, want: []string{"--dns", "--ip"}},
 		{name: "name with a path", argv: argv("ca", "issue", "client", "../../evil"), code: 1, want: []string{"../../evil"},
 			after: func(t *testing.T, ca *testCA) {
 				for _, p := range []string{filepath.Join(ca.dir, "..", "evil.crt"), filepath.Join(ca.dir, "..", "evil.key")} {
@@ -200,6 +204,14 @@ func TestBadInput(t *testing.T) {
 		{name: "bad lifetime", argv: argv("ca", "issue", "client", "zed", "--lifetime", "forever"), code: 2, want: []string{"--lifetime", "forever"}},
 		{name: "unknown flag", argv: argv("ca", "issue", "client", "zed", "--bogus"), code: 2, want: []string{"--bogus"}},
 		{name: "PKCS#12 without a password", argv: argv("ca", "export", "web", "--p12"), code: 1, want: []string{"password"}},
+		{name: "export a revoked certificate", argv: argv("ca", "export", "alice"), code: 1,
+			want: []string{`certificate "alice" is revoked (superseded)`, "ca show"}},
+		{name: "PKCS#12 of a revoked certificate", code: 1, want: []string{`certificate "alice" is revoked (superseded)`},
+			argv: func(t *testing.T, ca *testCA) []string {
+				pw := filepath.Join(t.TempDir(), "p12.pass")
+				writeFile(t, pw, "p12-password\n")
+				return ca.args("ca", "export", "alice", "--p12", "--password-file", pw)
+			}},
 		{name: "show unknown", argv: argv("ca", "show", "nosuch"), code: 1, want: []string{`"nosuch"`}},
 	}
 	for _, tc := range cases {
