@@ -95,17 +95,14 @@ func newCAIssueCmd(f *caFlags) *cobra.Command {
 }
 
 func issue(c *cobra.Command, f *caFlags, req ca.IssueRequest) error {
-	s, err := f.open(c.Context(), c.ErrOrStderr())
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	out, err := s.Issue(c.Context(), req)
-	if err != nil {
-		return err
-	}
-	printIssued(c.OutOrStdout(), "issued", out)
-	return nil
+	return f.withCA(c, func(s *session) error {
+		out, err := s.Issue(c.Context(), req)
+		if err != nil {
+			return err
+		}
+		printIssued(c.OutOrStdout(), "issued", out)
+		return nil
+	})
 }
 
 func printIssued(w io.Writer, verb string, out *ca.Issued) {

@@ -212,7 +212,7 @@ func (a *Authority) audit(ctx context.Context, event string, attrs ...slog.Attr)
 
 // writePublic writes a certificate or CRL file, world-readable.
 func writePublic(path string, data []byte) error {
-	return atomicfile.WriteFile(path, data, 0o644)
+	return atomicfile.WriteFile(path, data, publicFileMode)
 }
 
 // pemDecode returns the bytes of the first PEM block, if any.

@@ -612,12 +612,15 @@ func TestExportP12(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, leaf, cas, err := pkcs12.DecodeChain(p12, "pw-123456")
+	key, leaf, cas, err := pkcs12.DecodeChain(p12.Data, "pw-123456")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !leaf.Equal(out.Cert) || len(cas) != 2 || !publicKeysEqual(out.Key.Public(), key.(crypto.Signer).Public()) {
 		t.Errorf("P12 holds leaf %v with %d CA certs; want the issued leaf, its key and 2 CAs", leaf.Subject, len(cas))
+	}
+	if p12.Path != f.a.Layout().P12("laptop") || p12.Perm != 0o600 {
+		t.Errorf("P12 export goes to %s with mode %o, want %s, 0600", p12.Path, p12.Perm, f.a.Layout().P12("laptop"))
 	}
 	if _, err := f.a.Export(ctx, "laptop", ExportOptions{Format: FormatP12}); err == nil {
 		t.Error("P12 export without a password succeeded")
@@ -626,8 +629,11 @@ func TestExportP12(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if certs, err := pki.ParseCertificates(pemOut); err != nil || len(certs) != 3 {
+	if certs, err := pki.ParseCertificates(pemOut.Data); err != nil || len(certs) != 3 {
 		t.Errorf("PEM export with root: %d certs, %v; want 3", len(certs), err)
+	}
+	if pemOut.Path != "" || pemOut.Perm != 0o644 {
+		t.Errorf("PEM export without key goes to %q with mode %o, want stdout, 0644", pemOut.Path, pemOut.Perm)
 	}
 }
 
@@ -702,6 +708,19 @@ func TestOpenErrors(t *testing.T) {
 	f := newCA(t, nil)
 	if _, err := Init(ctx, f.dir, f.st, DefaultInitOptions(), Options{}); !errors.Is(err, ErrExists) {
 		t.Errorf("Init over a CA = %v, want ErrExists", err)
+	}
+	for _, tc := range []struct {
+		mod  func(*InitOptions)
+		want error
+	}{
+		{func(o *InitOptions) { o.Passphrase = []byte("short") }, ErrShortPassphrase},
+		{func(o *InitOptions) { o.RootOnly, o.ExportRoot = true, filepath.Join(t.TempDir(), "root.key") }, ErrRootOnlyExport},
+	} {
+		io := DefaultInitOptions()
+		tc.mod(&io)
+		if _, err := Init(ctx, t.TempDir(), f.st, io, Options{}); !errors.Is(err, tc.want) {
+			t.Errorf("Init(%+v) = %v, want %v", io, err, tc.want)
+		}
 	}
 	if err := os.WriteFile(f.a.Layout().Config(), []byte("version: 1\nbogus: true\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -187,8 +187,8 @@ func (a *Authority) signLeaf(key crypto.Signer, linter *pki.Linter, p pki.Profil
 func (a *Authority) stageLeaf(name string, cert *x509.Certificate, key crypto.Signer) (*atomicfile.Batch, []string, error) {
 	chain := append([]*x509.Certificate{cert}, a.chain...)
 	files := []atomicfile.File{
-		{Path: a.layout.Cert(name), Data: pki.EncodeCertificates(cert), Perm: 0o644},
-		{Path: a.layout.Chain(name), Data: pki.EncodeCertificates(chain...), Perm: 0o644},
+		{Path: a.layout.Cert(name), Data: pki.EncodeCertificates(cert), Perm: publicFileMode},
+		{Path: a.layout.Chain(name), Data: pki.EncodeCertificates(chain...), Perm: publicFileMode},
 	}
 	if key != nil {
 		data, err := keystore.Marshal(key, nil)
@@ -197,7 +197,7 @@ func (a *Authority) stageLeaf(name string, cert *x509.Certificate, key crypto.Si
 		}
 		// The key first: Commit renames in order, and a certificate file
 		// should never be visible before its key.
-		files = append([]atomicfile.File{{Path: a.layout.Key(name), Data: data, Perm: 0o600}}, files...)
+		files = append([]atomicfile.File{{Path: a.layout.Key(name), Data: data, Perm: keyFileMode}}, files...)
 	}
 	var b atomicfile.Batch
 	if err := b.AddAll(files...); err != nil {
@@ -318,7 +318,7 @@ func (a *Authority) Renew(ctx context.Context, ref string, rekey bool) (*Issued,
 	var leafKey crypto.Signer
 	if rekey {
 		if _, err := os.Stat(a.layout.Key(old.Name)); err != nil {
-			return nil, fmt.Errorf("--rekey: %s has no key in %s (its holder made the CSR; have them send a new one to `ca sign`)", old.Name, a.layout.PrivateDir())
+			return nil, fmt.Errorf("renewing %q with a new key: %w (%s is missing: its holder made the CSR and keeps the key)", old.Name, ErrNoKey, a.layout.Key(old.Name))
 		}
 		kt, err := pki.KeyTypeOf(pub)
 		if err != nil {
