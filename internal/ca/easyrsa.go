@@ -209,7 +209,7 @@ func parseIndexLine(s string) (indexEntry, error) {
 // ("holdInstruction,<oid>", "keyTime,<time>", "CAkeyTime,<time>").
 func indexReason(s string) (int, bool) {
 	s, _, _ = strings.Cut(s, ",")
-	for name, code := range Reasons {
+	for name, code := range reasons {
 		if strings.EqualFold(name, s) {
 			return code, true
 		}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/atomicfile"
@@ -129,12 +130,7 @@ func (a *Authority) checkLeaf(p pki.Profile, name string, names pki.Names, lifet
 }
 
 func isLeaf(p pki.Profile) bool {
-	for _, l := range pki.LeafProfiles {
-		if p == l {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(pki.LeafProfiles(), p)
 }
 
 // withDefaultNames gives a device without a URI its fleet identity,

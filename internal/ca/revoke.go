@@ -14,10 +14,10 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
-// Reasons are the RFC 5280 §5.3.1 CRLReason codes, by the names openssl
+// reasons are the RFC 5280 §5.3.1 CRLReason codes, by the names openssl
 // and easy-rsa use. 7 is unassigned; removeFromCRL (8) only appears in
 // delta CRLs, which this CA does not make.
-var Reasons = map[string]int{
+var reasons = map[string]int{
 	"unspecified":          0,
 	"keyCompromise":        1,
 	"cACompromise":         2,
@@ -31,7 +31,7 @@ var Reasons = map[string]int{
 
 // ParseReason accepts a reason name, case-insensitively.
 func ParseReason(s string) (int, error) {
-	for name, code := range Reasons {
+	for name, code := range reasons {
 		if strings.EqualFold(name, s) {
 			if code == 2 || code == 10 {
 				return 0, fmt.Errorf("reason %s is for CA certificates; leaves use keyCompromise, superseded, …", name)
@@ -39,8 +39,8 @@ func ParseReason(s string) (int, error) {
 			return code, nil
 		}
 	}
-	names := make([]string, 0, len(Reasons))
-	for n := range Reasons {
+	names := make([]string, 0, len(reasons))
+	for n := range reasons {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -49,7 +49,7 @@ func ParseReason(s string) (int, error) {
 
 // ReasonName is the inverse of ParseReason.
 func ReasonName(code int) string {
-	for n, c := range Reasons {
+	for n, c := range reasons {
 		if c == code {
 			return n
 		}

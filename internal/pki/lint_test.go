@@ -29,15 +29,15 @@ const day = 24 * time.Hour
 func zlintRegistry(t testing.TB, offline bool) lint.Registry {
 	t.Helper()
 	var exclude []string
-	for n := range pki.PrivatePKIExemptions {
+	for n := range pki.PrivatePKIExemptions() {
 		exclude = append(exclude, n)
 	}
 	if offline {
-		for n := range pki.OfflineRevocationExemptions {
+		for n := range pki.OfflineRevocationExemptions() {
 			exclude = append(exclude, n)
 		}
 	}
-	reg, err := lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: pki.LintSources, ExcludeNames: exclude})
+	reg, err := lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: pki.LintSources(), ExcludeNames: exclude})
 	if err != nil {
 		t.Fatalf("Filter: %v", err)
 	}
@@ -144,7 +144,7 @@ func buildChain(t testing.TB, o chainOptions) (root *x509.Certificate, out []iss
 // URLs, using zlint directly: no result may be a warning or worse.
 func TestLintEveryProfile(t *testing.T) {
 	registries := map[bool]lint.Registry{false: zlintRegistry(t, false), true: zlintRegistry(t, true)}
-	for _, kt := range pki.KeyTypes {
+	for _, kt := range pki.KeyTypes() {
 		t.Run(string(kt), func(t *testing.T) {
 			t.Parallel()
 			for _, o := range []chainOptions{
@@ -212,7 +212,7 @@ func TestLintExemptionsPinned(t *testing.T) {
 		got  map[string]string
 		want []string
 	}{
-		{"PrivatePKIExemptions", pki.PrivatePKIExemptions, []string{
+		{"PrivatePKIExemptions", pki.PrivatePKIExemptions(), []string{
 			"e_cabf_ecc_allowed_key_usages",
 			"e_dnsname_not_valid_tld",
 			"e_ext_san_contains_reserved_ip",
@@ -234,7 +234,7 @@ func TestLintExemptionsPinned(t *testing.T) {
 			"w_sub_cert_aia_does_not_contain_issuing_ca_url",
 			"w_subject_common_name_included",
 		}},
-		{"OfflineRevocationExemptions", pki.OfflineRevocationExemptions, []string{
+		{"OfflineRevocationExemptions", pki.OfflineRevocationExemptions(), []string{
 			"e_missing_crl_distrib_point",
 			"e_sub_ca_crl_distribution_points_missing",
 			"e_sub_cert_aia_missing",
@@ -242,7 +242,7 @@ func TestLintExemptionsPinned(t *testing.T) {
 		}},
 	}
 	sources := map[lint.LintSource]bool{}
-	for _, s := range pki.LintSources {
+	for _, s := range pki.LintSources() {
 		sources[s] = true
 	}
 	for _, tt := range tests {
@@ -270,8 +270,8 @@ func TestLintExemptionsPinned(t *testing.T) {
 			}
 		})
 	}
-	for n := range pki.OfflineRevocationExemptions {
-		if _, dup := pki.PrivatePKIExemptions[n]; dup {
+	for n := range pki.OfflineRevocationExemptions() {
+		if _, dup := pki.PrivatePKIExemptions()[n]; dup {
 			t.Errorf("%q is in both exemption sets", n)
 		}
 	}
@@ -284,8 +284,8 @@ func TestLintSources(t *testing.T) {
 		lint.RFC5280, lint.RFC5480, lint.RFC3279, lint.RFC8813, lint.RFC5891,
 		lint.Community, lint.CABFBaselineRequirements,
 	}
-	if !slices.Equal(pki.LintSources, want) {
-		t.Errorf("LintSources = %v, want %v", pki.LintSources, want)
+	if !slices.Equal(pki.LintSources(), want) {
+		t.Errorf("LintSources = %v, want %v", pki.LintSources(), want)
 	}
 }
 
@@ -446,7 +446,7 @@ func TestLinter(t *testing.T) {
 
 // TestLintCRL lints a CRL as the CA makes it: number, AKI, reason codes.
 func TestLintCRL(t *testing.T) {
-	for _, kt := range pki.KeyTypes {
+	for _, kt := range pki.KeyTypes() {
 		t.Run(string(kt), func(t *testing.T) {
 			_, certs := buildChain(t, chainOptions{kt: kt, urls: true})
 			var inter *x509.Certificate
@@ -486,5 +486,35 @@ func TestLintCRL(t *testing.T) {
 				t.Errorf("no CRL lint applied")
 			}
 		})
+	}
+}
+
+// TestTablesAreCopies: the package's lookup tables come out as copies, so
+// no caller can change what the CA enforces for everyone else.
+func TestTablesAreCopies(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func()
+		check  func() bool
+	}{
+		{"PrivatePKIExemptions", func() { pki.PrivatePKIExemptions()["e_ext_san_missing"] = "x" },
+			func() bool { _, ok := pki.PrivatePKIExemptions()["e_ext_san_missing"]; return !ok }},
+		{"OfflineRevocationExemptions", func() { pki.OfflineRevocationExemptions()["e_ext_san_missing"] = "x" },
+			func() bool { _, ok := pki.OfflineRevocationExemptions()["e_ext_san_missing"]; return !ok }},
+		{"LintSources", func() { pki.LintSources()[0] = lint.EtsiEsi },
+			func() bool { return pki.LintSources()[0] == lint.RFC5280 }},
+		{"KeyTypes", func() { pki.KeyTypes()[0] = "dsa" },
+			func() bool { return pki.KeyTypes()[0] == pki.KeyP256 }},
+		{"LeafProfiles", func() { pki.LeafProfiles()[0] = pki.ProfileRoot },
+			func() bool { return pki.LeafProfiles()[0] == pki.ProfileServer }},
+	}
+	for _, tt := range tests {
+		tt.mutate()
+		if !tt.check() {
+			t.Errorf("%s: a caller's change to the returned value reached the package", tt.name)
+		}
+	}
+	if err := pki.LintDER(naiveCert(t, false), pki.LintOptions{}); !strings.Contains(fmt.Sprint(err), "e_ext_san_missing") {
+		t.Errorf("LintDER(naive leaf) = %v, want e_ext_san_missing still linted", err)
 	}
 }
