@@ -77,6 +77,8 @@ func (f *caFlags) explain(err error) error {
 		return fmt.Errorf("%w (--export-root with --root-only)", err)
 	case errors.Is(err, ca.ErrNoKey):
 		return fmt.Errorf("%w; --rekey, --with-key and --p12 need it: have its holder send a new CSR to `portcullis ca sign`", err)
+	case errors.Is(err, ca.ErrCRLNotPublished):
+		return fmt.Errorf("%w (run `portcullis ca crl` once it is fixed)", err)
 	case errors.Is(err, ca.ErrNotInitialized):
 		return fmt.Errorf("%w (--dir names the CA directory, default ./pki; `make run` keeps its CA in ./portcullis-data; `portcullis ca init --dir %s` creates one)", err, f.dir)
 	}

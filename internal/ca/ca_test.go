@@ -402,6 +402,28 @@ func TestRevokeAndCRL(t *testing.T) {
 	}
 }
 
+// TestRevokeCRLNotPublished: when the CRL cannot be written the revocation
+// stands, and the error says the CRL is not out yet.
+func TestRevokeCRLNotPublished(t *testing.T) {
+	f := newCA(t, nil)
+	ctx := context.Background()
+	if _, err := f.a.Issue(ctx, IssueRequest{Profile: pki.ProfileClient, Name: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	crl := f.a.Layout().CRL()
+	// A non-empty directory where crl.pem goes: the rename onto it fails.
+	if err := os.Remove(crl); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(crl, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := f.a.Revoke(ctx, "bob", 1)
+	if !errors.Is(err, ErrCRLNotPublished) || rec == nil || rec.Status != store.StatusRevoked {
+		t.Errorf("Revoke with an unwritable CRL = %+v, %v; want the revoked record and ErrCRLNotPublished", rec, err)
+	}
+}
+
 func readCRL(t *testing.T, f *fixture) *x509.RevocationList {
 	t.Helper()
 	data, err := os.ReadFile(f.a.Layout().CRL())

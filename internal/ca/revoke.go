@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -57,6 +58,11 @@ func ReasonName(code int) string {
 	return fmt.Sprintf("reason(%d)", code)
 }
 
+// ErrCRLNotPublished: a revocation is recorded but the CRL that publishes
+// it could not be signed or written; relying parties still accept the
+// certificate until a CRL is.
+var ErrCRLNotPublished = errors.New("revoked, but publishing the CRL failed")
+
 // Revoke marks the certificate ref points to revoked and publishes a fresh
 // CRL, so no one has to remember a second command.
 func (a *Authority) Revoke(ctx context.Context, ref string, reason int) (*store.Cert, error) {
@@ -79,7 +85,7 @@ func (a *Authority) Revoke(ctx context.Context, ref string, reason int) (*store.
 	a.audit(ctx, "cert.revoked", slog.String("serial", rec.Serial), slog.String("name", rec.Name),
 		slog.String("reason", ReasonName(reason)))
 	if _, err := a.CRL(ctx); err != nil {
-		return rec, fmt.Errorf("revoked, but publishing the CRL: %w (run `portcullis ca crl`)", err)
+		return rec, fmt.Errorf("%w: %w", ErrCRLNotPublished, err)
 	}
 	return rec, nil
 }
