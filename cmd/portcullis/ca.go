@@ -50,54 +50,75 @@ else $` + passphraseEnv + `, else a terminal prompt.`,
 		newCAInitCmd(f), newCAIssueCmd(f), newCASignCmd(f), newCARevokeCmd(f), newCACRLCmd(f),
 		newCAListCmd(f), newCAShowCmd(f), newCARenewCmd(f), newCAExportCmd(f), newCAImportEasyRSACmd(f),
 	)
+	explainErrors(c, f)
 	return c
 }
 
-// passphrase returns the source of the existing CA passphrase.
+// explainErrors makes every subcommand of c pass its error through
+// f.explain, so no command can forget to.
+func explainErrors(c *cobra.Command, f *caFlags) {
+	for _, sub := range c.Commands() {
+		explainErrors(sub, f)
+	}
+	if run := c.RunE; run != nil {
+		c.RunE = func(c *cobra.Command, args []string) error { return f.explain(run(c, args)) }
+	}
+}
+
+// explain adds to an error of package ca what it means on this command
+// line: ca's errors name no flags, the CLI's do.
+func (f *caFlags) explain(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, keystore.ErrNoTerminal):
+		return fmt.Errorf("%w: use --passphrase-file or $%s", err, passphraseEnv)
+	case errors.Is(err, ca.ErrRootOnlyExport):
+		return fmt.Errorf("%w (--export-root with --root-only)", err)
+	case errors.Is(err, ca.ErrNoKey):
+		return fmt.Errorf("%w; --rekey, --with-key and --p12 need it: have its holder send a new CSR to `portcullis ca sign`", err)
+	case errors.Is(err, ca.ErrCRLNotPublished):
+		return fmt.Errorf("%w (run `portcullis ca crl` once it is fixed)", err)
+	case errors.Is(err, ca.ErrNotInitialized):
+		return fmt.Errorf("%w (--dir names the CA directory, default ./pki; `make run` keeps its CA in ./portcullis-data; `portcullis ca init --dir %s` creates one)", err, f.dir)
+	}
+	return err
+}
+
+// passphraseSource is where a CA passphrase comes from: --passphrase-file,
+// else $PORTCULLIS_CA_PASSPHRASE, else a terminal prompt.
+func (f *caFlags) passphraseSource(prompt string, confirm bool) keystore.Passphrase {
+	return keystore.Source{File: f.passphraseFile, Env: passphraseEnv, Prompt: prompt, Confirm: confirm}.Passphrase()
+}
+
+// passphrase returns the source of the existing CA passphrase, asked at
+// most once.
 func (f *caFlags) passphrase() keystore.Passphrase {
-	switch {
-	case f.passphraseFile != "":
-		return keystore.Once(keystore.FromFile(f.passphraseFile))
-	case os.Getenv(passphraseEnv) != "":
-		return keystore.Once(keystore.FromEnv(passphraseEnv))
-	}
-	return keystore.Once(keystore.Prompt("CA key passphrase", false))
+	return keystore.Once(f.passphraseSource("CA key passphrase", false))
 }
 
-// newPassphrase obtains the passphrase for keys about to be encrypted.
+// newPassphrase obtains the passphrase for keys about to be encrypted; ca
+// checks its length.
 func (f *caFlags) newPassphrase(noPassphrase bool, stderr io.Writer) ([]byte, error) {
-	if noPassphrase {
-		if f.passphraseFile != "" {
-			return nil, usageError{errors.New("--no-passphrase and --passphrase-file exclude each other")}
-		}
-		fmt.Fprintln(stderr, "WARNING: --no-passphrase: the CA private keys will be stored UNENCRYPTED.")
-		fmt.Fprintln(stderr, "WARNING: anyone who can read "+f.dir+"/private can issue certificates your fleet trusts.")
-		return nil, nil
+	if !noPassphrase {
+		return f.passphraseSource("New CA key passphrase", true)()
 	}
-	var src keystore.Passphrase
-	switch {
-	case f.passphraseFile != "":
-		src = keystore.FromFile(f.passphraseFile)
-	case os.Getenv(passphraseEnv) != "":
-		src = keystore.FromEnv(passphraseEnv)
-	default:
-		src = keystore.Prompt("New CA key passphrase", true)
+	if f.passphraseFile != "" {
+		return nil, usageError{errors.New("--no-passphrase and --passphrase-file exclude each other")}
 	}
-	pw, err := src()
-	if err != nil {
-		return nil, err
-	}
-	if len(pw) < 8 {
-		return nil, errors.New("the CA passphrase must be at least 8 characters")
-	}
-	return pw, nil
+	fmt.Fprintln(stderr, "WARNING: --no-passphrase: the CA private keys will be stored UNENCRYPTED.")
+	fmt.Fprintln(stderr, "WARNING: anyone who can read "+f.layout().PrivateDir()+" can issue certificates your fleet trusts.")
+	return nil, nil
 }
 
-// session is an opened CA directory with its store and audit log.
+func (f *caFlags) layout() ca.Layout { return ca.Layout{Dir: f.dir} }
+
+// session is a CA directory's store and audit log, and the CA once opened.
 type session struct {
 	*ca.Authority
 	st    *sqlite.Store
 	audit *obs.AuditLog
+	opts  ca.Options
 }
 
 func (s *session) Close() {
@@ -109,37 +130,67 @@ func (s *session) Close() {
 	}
 }
 
-// options builds the CA options, opening the audit log in dir.
-func (f *caFlags) options(stderr io.Writer) (ca.Options, *obs.AuditLog, error) {
-	audit, err := obs.OpenAuditLog(ca.Layout{Dir: f.dir}.Audit())
+// openSession opens the store and the audit log in --dir, and builds the
+// CA options.
+func (f *caFlags) openSession(ctx context.Context, stderr io.Writer) (*session, error) {
+	log, err := obs.NewLogger(stderr, "text", "warn")
 	if err != nil {
-		return ca.Options{}, nil, err
-	}
-	log, _ := obs.NewLogger(stderr, "text", "warn")
-	return ca.Options{Passphrase: f.passphrase(), Logger: log, Audit: audit.Logger(), Actor: actor()}, audit, nil
-}
-
-// open opens an existing CA.
-func (f *caFlags) open(ctx context.Context, stderr io.Writer) (*session, error) {
-	if !ca.Exists(f.dir) {
-		return nil, fmt.Errorf("%s: %w", f.dir, ca.ErrNotInitialized)
+		return nil, err
 	}
 	s := &session{}
-	var err error
-	if s.st, err = sqlite.Open(ctx, ca.Layout{Dir: f.dir}.DB()); err != nil {
+	if s.st, err = sqlite.Open(ctx, f.layout().DB()); err != nil {
 		return nil, err
 	}
-	opts, audit, err := f.options(stderr)
-	if err != nil {
+	if s.audit, err = obs.OpenAuditLog(f.layout().Audit()); err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.audit = audit
-	if s.Authority, err = ca.Open(ctx, f.dir, s.st, opts); err != nil {
-		s.Close()
-		return nil, err
-	}
+	s.opts = ca.Options{Passphrase: f.passphrase(), Logger: log, Audit: s.audit.Logger(), Actor: actor()}
 	return s, nil
+}
+
+// withCA opens the CA in --dir, runs fn on it and closes it. Every
+// subcommand on an existing CA goes through here.
+func (f *caFlags) withCA(c *cobra.Command, fn func(s *session) error) error {
+	// Before the store: opening it would create portcullis.db.
+	if !ca.Exists(f.dir) {
+		return fmt.Errorf("%s: %w", f.dir, ca.ErrNotInitialized)
+	}
+	s, err := f.openSession(c.Context(), c.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if s.Authority, err = ca.Open(c.Context(), f.dir, s.st, s.opts); err != nil {
+		return err
+	}
+	return fn(s)
+}
+
+// withNewCA prepares --dir for a new CA, which fn creates with the
+// session's store and options, and removes every file it made (extra
+// names more, outside the directory) if anything fails. `ca init` and
+// `ca import-easyrsa` go through here.
+func (f *caFlags) withNewCA(c *cobra.Command, extra []string, fn func(s *session) error) (err error) {
+	if ca.Exists(f.dir) {
+		return fmt.Errorf("%s: %w", f.dir, ca.ErrExists)
+	}
+	undo := f.layout().Rollback(extra...)
+	defer func() {
+		if err != nil {
+			undo()
+		}
+	}()
+	if err := f.layout().Create(); err != nil {
+		return err
+	}
+	s, err := f.openSession(c.Context(), c.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	// Closed before undo runs: the deferred calls run in reverse.
+	defer s.Close()
+	return fn(s)
 }
 
 // actor names the operator in audit events.
@@ -172,13 +223,17 @@ func newCAInitCmd(f *caFlags) *cobra.Command {
 			if o.IntermediateLifetime, err = ca.ParseDuration(interLife); err != nil {
 				return usageError{fmt.Errorf("--intermediate-lifetime: %w", err)}
 			}
-			if ca.Exists(f.dir) {
-				return fmt.Errorf("%s: %w", f.dir, ca.ErrExists)
-			}
-			if o.Passphrase, err = f.newPassphrase(noPassphrase, c.ErrOrStderr()); err != nil {
-				return err
-			}
-			return initCA(c.Context(), f, o, c.OutOrStdout(), c.ErrOrStderr())
+			return f.withNewCA(c, []string{o.ExportRoot}, func(s *session) error {
+				if o.Passphrase, err = f.newPassphrase(noPassphrase, c.ErrOrStderr()); err != nil {
+					return err
+				}
+				a, err := ca.Init(c.Context(), f.dir, s.st, o, s.opts)
+				if err != nil {
+					return err
+				}
+				printInit(c.OutOrStdout(), a, o)
+				return nil
+			})
 		},
 	}
 	fl := c.Flags()
@@ -199,60 +254,14 @@ func newCAInitCmd(f *caFlags) *cobra.Command {
 	return c
 }
 
-func initCA(ctx context.Context, f *caFlags, o ca.InitOptions, stdout, stderr io.Writer) (err error) {
-	undo := undoCreate(f.dir, o.ExportRoot)
-	defer func() {
-		if err != nil {
-			undo()
-		}
-	}()
-	if err := os.MkdirAll(f.dir, 0o755); err != nil {
-		return fmt.Errorf("creating CA directory: %w", err)
-	}
-	st, err := sqlite.Open(ctx, ca.Layout{Dir: f.dir}.DB())
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	opts, audit, err := f.options(stderr)
-	if err != nil {
-		return err
-	}
-	defer audit.Close()
-	a, err := ca.Init(ctx, f.dir, st, o, opts)
-	if err != nil {
-		return err
-	}
+func printInit(w io.Writer, a *ca.Authority, o ca.InitOptions) {
 	l := a.Layout()
-	fmt.Fprintf(stdout, "CA created in %s\n  root:         %s (%s, until %s)\n", f.dir, l.RootCert(), a.Root().Subject.CommonName, a.Root().NotAfter.Format(time.DateOnly))
+	fmt.Fprintf(w, "CA created in %s\n  root:         %s (%s, until %s)\n", l.Dir, l.RootCert(), a.Root().Subject.CommonName, a.Root().NotAfter.Format(time.DateOnly))
 	if !o.RootOnly {
-		fmt.Fprintf(stdout, "  intermediate: %s (%s, until %s)\n", l.IntermediateCert(), a.Issuer().Subject.CommonName, a.Issuer().NotAfter.Format(time.DateOnly))
+		fmt.Fprintf(w, "  intermediate: %s (%s, until %s)\n", l.IntermediateCert(), a.Issuer().Subject.CommonName, a.Issuer().NotAfter.Format(time.DateOnly))
 	}
-	fmt.Fprintf(stdout, "  trust bundle: %s\n  CRL:          %s\n", l.Bundle(), l.CRL())
+	fmt.Fprintf(w, "  trust bundle: %s\n  CRL:          %s\n", l.Bundle(), l.CRL())
 	if o.ExportRoot != "" {
-		fmt.Fprintf(stdout, "  root key:     %s (move it offline; it is not in %s)\n", o.ExportRoot, l.PrivateDir())
-	}
-	return nil
-}
-
-// undoCreate notes which CA files exist now and returns a function that
-// removes every one created since, so a failed init or import leaves the
-// directory as it was.
-func undoCreate(dir string, extra ...string) func() {
-	l := ca.Layout{Dir: dir}
-	paths := append([]string{l.DB(), l.DB() + "-wal", l.DB() + "-shm", l.Audit(), l.Config(), l.RootCert(),
-		l.IntermediateCert(), l.Bundle(), l.CRL(), l.RootKey(), l.IntermediateKey(), l.IssuedDir(), l.PrivateDir(), dir}, extra...)
-	existed := map[string]bool{}
-	for _, p := range paths {
-		if _, err := os.Lstat(p); err == nil {
-			existed[p] = true
-		}
-	}
-	return func() {
-		for _, p := range paths {
-			if p != "" && !existed[p] {
-				os.RemoveAll(p)
-			}
-		}
+		fmt.Fprintf(w, "  root key:     %s (move it offline; it is not in %s)\n", o.ExportRoot, l.PrivateDir())
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,6 +36,9 @@ func (n *nameFlags) register(c *cobra.Command, p pki.Profile) {
 
 func (n *nameFlags) request(p pki.Profile, name string) (ca.IssueRequest, error) {
 	req := ca.IssueRequest{Profile: p, Name: name}
+	if p == pki.ProfileServer && len(n.dns) == 0 && len(n.ips) == 0 {
+		return req, usageError{errors.New("a server certificate needs --dns or --ip (or both)")}
+	}
 	var err error
 	if req.Names, err = pki.ParseNames(n.dns, n.ips, n.emails, n.uris); err != nil {
 		return req, usageError{err}
@@ -91,17 +95,14 @@ func newCAIssueCmd(f *caFlags) *cobra.Command {
 }
 
 func issue(c *cobra.Command, f *caFlags, req ca.IssueRequest) error {
-	s, err := f.open(c.Context(), c.ErrOrStderr())
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	out, err := s.Issue(c.Context(), req)
-	if err != nil {
-		return err
-	}
-	printIssued(c.OutOrStdout(), "issued", out)
-	return nil
+	return f.withCA(c, func(s *session) error {
+		out, err := s.Issue(c.Context(), req)
+		if err != nil {
+			return err
+		}
+		printIssued(c.OutOrStdout(), "issued", out)
+		return nil
+	})
 }
 
 func printIssued(w io.Writer, verb string, out *ca.Issued) {

@@ -14,11 +14,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/portcullis-dev/portcullis/internal/atomicfile"
 	"github.com/portcullis-dev/portcullis/internal/ca"
 	"github.com/portcullis-dev/portcullis/internal/keystore"
 	"github.com/portcullis-dev/portcullis/internal/store"
-	"github.com/portcullis-dev/portcullis/internal/store/sqlite"
 )
 
 func newCARevokeCmd(f *caFlags) *cobra.Command {
@@ -32,19 +30,16 @@ func newCARevokeCmd(f *caFlags) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			s, err := f.open(c.Context(), c.ErrOrStderr())
-			if err != nil {
+			return f.withCA(c, func(s *session) error {
+				rec, err := s.Revoke(c.Context(), args[0], code)
+				if rec != nil {
+					fmt.Fprintf(c.OutOrStdout(), "revoked %s: serial %s, reason %s\n", rec.Name, rec.Serial, ca.ReasonName(rec.Reason))
+				}
+				if err == nil {
+					fmt.Fprintf(c.OutOrStdout(), "CRL updated: %s\n", s.Layout().CRL())
+				}
 				return err
-			}
-			defer s.Close()
-			rec, err := s.Revoke(c.Context(), args[0], code)
-			if rec != nil {
-				fmt.Fprintf(c.OutOrStdout(), "revoked %s: serial %s, reason %s\n", rec.Name, rec.Serial, ca.ReasonName(rec.Reason))
-			}
-			if err == nil {
-				fmt.Fprintf(c.OutOrStdout(), "CRL updated: %s\n", s.Layout().CRL())
-			}
-			return err
+			})
 		},
 	}
 	c.Flags().StringVar(&reason, "reason", "unspecified", "RFC 5280 reason: unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn")
@@ -57,18 +52,15 @@ func newCACRLCmd(f *caFlags) *cobra.Command {
 		Short: "Sign a new CRL (next CRL number) into DIR/crl.pem",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
-			s, err := f.open(c.Context(), c.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			crl, err := s.CRL(c.Context())
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.OutOrStdout(), "CRL %s: number %s, %d entries, next update %s\n", s.Layout().CRL(),
-				crl.Number, len(crl.RevokedCertificateEntries), crl.NextUpdate.Format(time.RFC3339))
-			return nil
+			return f.withCA(c, func(s *session) error {
+				crl, err := s.CRL(c.Context())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.OutOrStdout(), "CRL %s: number %s, %d entries, next update %s\n", s.Layout().CRL(),
+					crl.Number, len(crl.RevokedCertificateEntries), crl.NextUpdate.Format(time.RFC3339))
+				return nil
+			})
 		},
 	}
 }
@@ -140,23 +132,20 @@ func newCAListCmd(f *caFlags) *cobra.Command {
 					filt.Status = store.StatusActive
 				}
 			}
-			s, err := f.open(c.Context(), c.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			recs, err := s.List(c.Context(), filt)
-			if err != nil {
-				return err
-			}
-			views := make([]certView, len(recs))
-			for i, r := range recs {
-				views[i] = viewOf(r, now)
-			}
-			if asJSON {
-				return writeJSON(c.OutOrStdout(), views)
-			}
-			return printTable(c.OutOrStdout(), views)
+			return f.withCA(c, func(s *session) error {
+				recs, err := s.List(c.Context(), filt)
+				if err != nil {
+					return err
+				}
+				views := make([]certView, len(recs))
+				for i, r := range recs {
+					views[i] = viewOf(r, now)
+				}
+				if asJSON {
+					return writeJSON(c.OutOrStdout(), views)
+				}
+				return printTable(c.OutOrStdout(), views)
+			})
 		},
 	}
 	fl := c.Flags()
@@ -191,37 +180,34 @@ func newCAShowCmd(f *caFlags) *cobra.Command {
 		Short: "Show one certificate",
 		Args:  exactArgs(1, "a SERIAL or NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
-			s, err := f.open(c.Context(), c.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			rec, err := s.Find(c.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			w := c.OutOrStdout()
-			switch {
-			case asPEM:
-				return pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: rec.DER})
-			case asJSON:
-				return writeJSON(w, viewOf(rec, time.Now()))
-			}
-			v := viewOf(rec, time.Now())
-			fmt.Fprintf(w, "name:       %s\nprofile:    %s\nstatus:     %s\nserial:     %s\nsubject:    %s\nnot before: %s\nnot after:  %s\n",
-				v.Name, v.Profile, v.Status, v.Serial, v.Subject, v.NotBefore.Format(time.RFC3339), v.NotAfter.Format(time.RFC3339))
-			for _, l := range []struct {
-				k  string
-				vs []string
-			}{{"dns", v.DNS}, {"ip", v.IPs}, {"email", v.Emails}, {"uri", v.URIs}} {
-				if len(l.vs) > 0 {
-					fmt.Fprintf(w, "%-11s %s\n", l.k+":", strings.Join(l.vs, ", "))
+			return f.withCA(c, func(s *session) error {
+				rec, err := s.Find(c.Context(), args[0])
+				if err != nil {
+					return err
 				}
-			}
-			if v.Reason != "" {
-				fmt.Fprintf(w, "revoked:    %s (%s)\n", v.RevokedAt.Format(time.RFC3339), v.Reason)
-			}
-			return nil
+				w := c.OutOrStdout()
+				switch {
+				case asPEM:
+					return pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: rec.DER})
+				case asJSON:
+					return writeJSON(w, viewOf(rec, time.Now()))
+				}
+				v := viewOf(rec, time.Now())
+				fmt.Fprintf(w, "name:       %s\nprofile:    %s\nstatus:     %s\nserial:     %s\nsubject:    %s\nnot before: %s\nnot after:  %s\n",
+					v.Name, v.Profile, v.Status, v.Serial, v.Subject, v.NotBefore.Format(time.RFC3339), v.NotAfter.Format(time.RFC3339))
+				for _, l := range []struct {
+					k  string
+					vs []string
+				}{{"dns", v.DNS}, {"ip", v.IPs}, {"email", v.Emails}, {"uri", v.URIs}} {
+					if len(l.vs) > 0 {
+						fmt.Fprintf(w, "%-11s %s\n", l.k+":", strings.Join(l.vs, ", "))
+					}
+				}
+				if v.Reason != "" {
+					fmt.Fprintf(w, "revoked:    %s (%s)\n", v.RevokedAt.Format(time.RFC3339), v.Reason)
+				}
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -236,17 +222,14 @@ func newCARenewCmd(f *caFlags) *cobra.Command {
 		Short: "Issue a fresh certificate for the same name and names; the old one is superseded",
 		Args:  exactArgs(1, "a SERIAL or NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
-			s, err := f.open(c.Context(), c.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			out, err := s.Renew(c.Context(), args[0], rekey)
-			if err != nil {
-				return err
-			}
-			printIssued(c.OutOrStdout(), "renewed", out)
-			return nil
+			return f.withCA(c, func(s *session) error {
+				out, err := s.Renew(c.Context(), args[0], rekey)
+				if err != nil {
+					return err
+				}
+				printIssued(c.OutOrStdout(), "renewed", out)
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVar(&rekey, "rekey", false, "generate a new key instead of reusing the old public key")
@@ -271,32 +254,27 @@ func newCAExportCmd(f *caFlags) *cobra.Command {
 				}
 				o.Password = pw
 			}
-			s, err := f.open(c.Context(), c.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			data, err := s.Export(c.Context(), args[0], o)
-			if err != nil {
-				return err
-			}
-			if out == "" && p12 {
-				rec, _ := s.Find(c.Context(), args[0])
-				out = s.Layout().P12(rec.Name)
-			}
-			if out == "" || out == "-" {
-				_, err = c.OutOrStdout().Write(data)
-				return err
-			}
-			mode := os.FileMode(0o644)
-			if p12 || o.WithKey {
-				mode = 0o600
-			}
-			if err := atomicfile.WriteFile(out, data, mode); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.OutOrStdout(), "wrote %s\n", out)
-			return nil
+			return f.withCA(c, func(s *session) error {
+				e, err := s.Export(c.Context(), args[0], o)
+				if errors.Is(err, ca.ErrRevoked) {
+					return fmt.Errorf("%w; not exported (`portcullis ca show --pem %s` still prints the certificate)", err, args[0])
+				}
+				if err != nil {
+					return err
+				}
+				if out == "" {
+					out = e.Path
+				}
+				if out == "" || out == "-" {
+					_, err = c.OutOrStdout().Write(e.Data)
+					return err
+				}
+				if err := e.WriteFile(out); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.OutOrStdout(), "wrote %s\n", out)
+				return nil
+			})
 		},
 	}
 	fl := c.Flags()
@@ -308,17 +286,13 @@ func newCAExportCmd(f *caFlags) *cobra.Command {
 	return c
 }
 
+// p12PasswordEnv is where non-interactive runs put the PKCS#12 password.
+const p12PasswordEnv = "PORTCULLIS_P12_PASSWORD"
+
 func exportPassword(file string) (string, error) {
-	src := keystore.Prompt("PKCS#12 password", true)
-	switch {
-	case file != "":
-		src = keystore.FromFile(file)
-	case os.Getenv("PORTCULLIS_P12_PASSWORD") != "":
-		src = keystore.FromEnv("PORTCULLIS_P12_PASSWORD")
-	}
-	pw, err := src()
+	pw, err := keystore.Source{File: file, Env: p12PasswordEnv, Prompt: "PKCS#12 password", Confirm: true}.Passphrase()()
 	if errors.Is(err, keystore.ErrNoTerminal) {
-		return "", errors.New("--p12 needs a password: --password-file or $PORTCULLIS_P12_PASSWORD")
+		return "", errors.New("--p12 needs a password: --password-file or $" + p12PasswordEnv)
 	}
 	return string(pw), err
 }
@@ -331,18 +305,26 @@ func newCAImportEasyRSACmd(f *caFlags) *cobra.Command {
 		Short: "Adopt an existing easy-rsa PKI (CA, issued and revoked certificates, keys) into --dir",
 		Args:  exactArgs(1, "the easy-rsa directory"),
 		RunE: func(c *cobra.Command, args []string) error {
-			if ca.Exists(f.dir) {
-				return fmt.Errorf("%s: %w", f.dir, ca.ErrExists)
+			if _, err := os.Stat(args[0]); err != nil {
+				return fmt.Errorf("easy-rsa directory: %w", err)
 			}
-			pass, err := f.newPassphrase(noPassphrase, c.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			src := keystore.Passphrase(func() ([]byte, error) { return pass, nil })
-			if srcPassFile != "" {
-				src = keystore.FromFile(srcPassFile)
-			}
-			return importEasyRSA(c, f, ca.EasyRSAOptions{Source: args[0], SourcePassphrase: src, Passphrase: pass})
+			return f.withNewCA(c, nil, func(s *session) error {
+				pass, err := f.newPassphrase(noPassphrase, c.ErrOrStderr())
+				if err != nil {
+					return err
+				}
+				src := keystore.Passphrase(func() ([]byte, error) { return pass, nil })
+				if srcPassFile != "" {
+					src = keystore.FromFile(srcPassFile)
+				}
+				o := ca.EasyRSAOptions{Source: args[0], SourcePassphrase: src, Passphrase: pass}
+				_, rep, err := ca.ImportEasyRSA(c.Context(), f.dir, s.st, o, s.opts)
+				if err != nil {
+					return err
+				}
+				printImport(c.OutOrStdout(), f.dir, rep)
+				return nil
+			})
 		},
 	}
 	c.Flags().StringVar(&srcPassFile, "easyrsa-passphrase-file", "", "passphrase of easy-rsa's ca.key (default: the new CA passphrase)")
@@ -350,37 +332,9 @@ func newCAImportEasyRSACmd(f *caFlags) *cobra.Command {
 	return c
 }
 
-func importEasyRSA(c *cobra.Command, f *caFlags, o ca.EasyRSAOptions) (err error) {
-	if _, err := os.Stat(o.Source); err != nil {
-		return fmt.Errorf("easy-rsa directory: %w", err)
-	}
-	undo := undoCreate(f.dir)
-	defer func() {
-		if err != nil {
-			undo()
-		}
-	}()
-	if err := os.MkdirAll(f.dir, 0o755); err != nil {
-		return fmt.Errorf("creating CA directory: %w", err)
-	}
-	st, err := sqlite.Open(c.Context(), ca.Layout{Dir: f.dir}.DB())
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	opts, audit, err := f.options(c.ErrOrStderr())
-	if err != nil {
-		return err
-	}
-	defer audit.Close()
-	_, rep, err := ca.ImportEasyRSA(c.Context(), f.dir, st, o, opts)
-	if err != nil {
-		return err
-	}
-	w := c.OutOrStdout()
-	fmt.Fprintf(w, "imported %d certificates (%d revoked, %d expired) and %d keys into %s\n", rep.Certificates, rep.Revoked, rep.Expired, rep.Keys, f.dir)
+func printImport(w io.Writer, dir string, rep *ca.ImportReport) {
+	fmt.Fprintf(w, "imported %d certificates (%d revoked, %d expired) and %d keys into %s\n", rep.Certificates, rep.Revoked, rep.Expired, rep.Keys, dir)
 	for _, s := range rep.Skipped {
 		fmt.Fprintf(w, "  skipped %s\n", s)
 	}
-	return nil
 }

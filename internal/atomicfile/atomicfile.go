@@ -130,6 +130,9 @@ func syncDir(dir string) {
 	if err != nil {
 		return
 	}
+	// The rename is done and visible, and the file's data was synced
+	// before it: a failure here cannot be undone, and reporting it would
+	// tell the caller the write failed while the new file is in place.
 	_ = d.Sync()
 	d.Close()
 }

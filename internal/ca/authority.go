@@ -24,9 +24,10 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
-// Errors the CLI maps to messages and exit codes.
+// Errors a front end maps to its own messages: the CLI adds the flags that
+// help.
 var (
-	ErrNotInitialized = errors.New("no CA here (run `portcullis ca init`)")
+	ErrNotInitialized = errors.New("no CA here")
 	ErrExists         = errors.New("a CA already exists here")
 	ErrRootOffline    = errors.New("the root key is offline")
 )
@@ -79,6 +80,7 @@ type Authority struct {
 
 	keyOnce sync.Once
 	key     crypto.Signer
+	sigAlg  x509.SignatureAlgorithm // of key
 	linter  *pki.Linter
 	keyErr  error
 }
@@ -164,15 +166,23 @@ func (a *Authority) issuerKey() (crypto.Signer, *pki.Linter, error) {
 			a.keyErr = fmt.Errorf("%s does not match the issuer certificate", path)
 			return
 		}
-		kt, err := pki.KeyTypeOf(k.Public())
-		if err != nil {
-			a.keyErr = err
-			return
-		}
-		a.linter, a.keyErr = pki.NewLinter(a.issuer, kt, a.cfg.lintOptions())
-		a.key = k
+		a.keyErr = a.install(k)
 	})
 	return a.key, a.linter, a.keyErr
+}
+
+// install makes k the issuing key, with the signature algorithm of its
+// type and a linter for it.
+func (a *Authority) install(k crypto.Signer) error {
+	kt, err := pki.KeyTypeOf(k.Public())
+	if err != nil {
+		return fmt.Errorf("issuing key: %w", err)
+	}
+	if a.linter, err = pki.NewLinter(a.issuer, kt, a.cfg.lintOptions()); err != nil {
+		return err
+	}
+	a.key, a.sigAlg = k, pki.SignatureAlgorithm(kt)
+	return nil
 }
 
 func publicKeysEqual(a, b crypto.PublicKey) bool {
@@ -183,15 +193,7 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 // adoptKey installs an issuing key already in memory (at init), so the
 // passphrase just chosen is not asked for again.
 func (a *Authority) adoptKey(k crypto.Signer) error {
-	a.keyOnce.Do(func() {
-		kt, err := pki.KeyTypeOf(k.Public())
-		if err != nil {
-			a.keyErr = err
-			return
-		}
-		a.linter, a.keyErr = pki.NewLinter(a.issuer, kt, a.cfg.lintOptions())
-		a.key = k
-	})
+	a.keyOnce.Do(func() { a.keyErr = a.install(k) })
 	return a.keyErr
 }
 
@@ -209,5 +211,5 @@ func (a *Authority) audit(ctx context.Context, event string, attrs ...slog.Attr)
 
 // writePublic writes a certificate or CRL file, world-readable.
 func writePublic(path string, data []byte) error {
-	return atomicfile.WriteFile(path, data, 0o644)
+	return atomicfile.WriteFile(path, data, publicFileMode)
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -75,13 +76,19 @@ type fixture struct {
 // a fake clock. Encrypted keys have their own test.
 func newCA(t *testing.T, mod func(*InitOptions)) *fixture {
 	t.Helper()
+	return newCAAt(t, time.Now().UTC().Truncate(time.Second), mod)
+}
+
+// newCAAt is newCA with the clock starting at now.
+func newCAAt(t *testing.T, now time.Time, mod func(*InitOptions)) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "portcullis.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f := &fixture{st: st, dir: dir, clock: &clock{t: time.Now().UTC().Truncate(time.Second)}, audit: &lockedBuffer{}}
+	f := &fixture{st: st, dir: dir, clock: &clock{t: now}, audit: &lockedBuffer{}}
 	io := DefaultInitOptions()
 	io.URLs = URLs{CRL: []string{"http://127.0.0.1:8889/crl"}, OCSP: []string{"http://127.0.0.1:8889/ocsp"}}
 	if mod != nil {
@@ -247,6 +254,107 @@ func TestRenew(t *testing.T) {
 	}
 }
 
+// TestRenewChecksRulesInForce: renewal applies ca.yaml as it is now, not
+// as it was at issuance, so renewing is never a way around a tightened
+// name policy or lifetime.
+func TestRenewChecksRulesInForce(t *testing.T) {
+	tests := []struct {
+		name    string
+		profile pki.Profile
+		names   pki.Names
+		tighten func(*Config)
+		wantIs  error
+		want    string
+	}{
+		{"dns outside allow", pki.ProfileServer, names(t, "x.evil.com"),
+			func(c *Config) { c.NamePolicy.DNS.Allow = []string{".corp.example.com"} }, pki.ErrNameNotAllowed,
+			`renewing "n": dns name "x.evil.com" is not allowed by name_policy.dns.allow [.corp.example.com]`},
+		{"dns denied", pki.ProfileServer, names(t, "admin.corp.example.com"),
+			func(c *Config) { c.NamePolicy.DNS.Deny = []string{"admin.corp.example.com"} }, pki.ErrNameNotAllowed,
+			`renewing "n": dns name "admin.corp.example.com" is denied by name_policy.dns.deny "admin.corp.example.com"`},
+		{"device uri outside allow", pki.ProfileDevice, pki.Names{},
+			func(c *Config) { c.NamePolicy.URI.Allow = []string{"spiffe://other.example/"} }, pki.ErrNameNotAllowed,
+			`renewing "n": uri "spiffe://portcullis.internal/device/n" is not allowed by name_policy.uri.allow [spiffe://other.example/]`},
+		{"lifetime under the minimum", pki.ProfileClient, pki.Names{},
+			func(c *Config) { c.Lifetimes.Client = Duration(time.Minute) }, nil,
+			`renewing "n": lifetime 1m0s: shorter than 5m0s`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newCA(t, nil)
+			ctx := context.Background()
+			orig, err := f.a.Issue(ctx, IssueRequest{Profile: tt.profile, Name: "n", Names: tt.names})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.tighten(&f.a.cfg)
+			_, err = f.a.Renew(ctx, "n", false)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("Renew = %v, want %s", err, tt.want)
+			}
+			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+				t.Errorf("Renew = %v, want errors.Is %v", err, tt.wantIs)
+			}
+			if cur, err := f.st.ActiveCert(ctx, "n"); err != nil || cur.Serial != orig.Record.Serial {
+				t.Errorf("after a refused renewal the active certificate is %v (%v), want %s", cur, err, orig.Record.Serial)
+			}
+		})
+	}
+}
+
+// TestServerAfterSC081 issues and renews a server certificate with the
+// default lifetime on dates when the CA/B Forum's SC-081 limits for the web
+// PKI (47 days from 2029-03-15) would refuse it: the private CA must keep
+// working on those dates.
+func TestServerAfterSC081(t *testing.T) {
+	for _, at := range []time.Time{
+		time.Date(2029, time.June, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2030, time.January, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		t.Run(at.Format(time.DateOnly), func(t *testing.T) {
+			f := newCAAt(t, at, nil)
+			ctx := context.Background()
+			out, err := f.a.Issue(ctx, IssueRequest{Profile: pki.ProfileServer, Name: "web", Names: names(t, "web.example.com")})
+			if err != nil {
+				t.Fatalf("Issue(server) at %s: %v", at, err)
+			}
+			if got, want := out.Cert.NotAfter.Sub(at), time.Duration(DefaultConfig().Lifetimes.Server); got != want {
+				t.Errorf("lifetime %s, want the default %s", got, want)
+			}
+			f.clock.Add(60 * day)
+			if _, err := f.a.Renew(ctx, "web", false); err != nil {
+				t.Errorf("Renew(server) at %s: %v", f.clock.Now(), err)
+			}
+		})
+	}
+}
+
+// TestIssueLifetimeBounds: a lifetime asked for on the command line meets
+// the same bounds as ca.yaml's.
+func TestIssueLifetimeBounds(t *testing.T) {
+	f := newCA(t, nil)
+	ctx := context.Background()
+	tests := []struct {
+		profile  pki.Profile
+		lifetime time.Duration
+		ok       bool
+	}{
+		{pki.ProfileServer, MaxServerLifetime, true},
+		{pki.ProfileServer, MaxServerLifetime + day, false},
+		{pki.ProfileServer, time.Minute, false},
+		{pki.ProfileClient, 400 * day, true},
+	}
+	for i, tt := range tests {
+		req := IssueRequest{Profile: tt.profile, Name: fmt.Sprintf("l%d", i), Names: names(t, "l.example.com"), Lifetime: tt.lifetime}
+		if tt.profile != pki.ProfileServer {
+			req.Names = pki.Names{}
+		}
+		if _, err := f.a.Issue(ctx, req); (err == nil) != tt.ok {
+			t.Errorf("Issue(%s, %s) = %v, want ok=%v", tt.profile, tt.lifetime, err, tt.ok)
+		}
+	}
+}
+
 func TestRevokeAndCRL(t *testing.T) {
 	f := newCA(t, nil)
 	ctx := context.Background()
@@ -291,6 +399,28 @@ func TestRevokeAndCRL(t *testing.T) {
 	}
 	if _, err := f.a.Revoke(ctx, "intermediate", 1); err == nil {
 		t.Error("revoking the intermediate through the intermediate's own CRL succeeded")
+	}
+}
+
+// TestRevokeCRLNotPublished: when the CRL cannot be written the revocation
+// stands, and the error says the CRL is not out yet.
+func TestRevokeCRLNotPublished(t *testing.T) {
+	f := newCA(t, nil)
+	ctx := context.Background()
+	if _, err := f.a.Issue(ctx, IssueRequest{Profile: pki.ProfileClient, Name: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	crl := f.a.Layout().CRL()
+	// A non-empty directory where crl.pem goes: the rename onto it fails.
+	if err := os.Remove(crl); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(crl, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := f.a.Revoke(ctx, "bob", 1)
+	if !errors.Is(err, ErrCRLNotPublished) || rec == nil || rec.Status != store.StatusRevoked {
+		t.Errorf("Revoke with an unwritable CRL = %+v, %v; want the revoked record and ErrCRLNotPublished", rec, err)
 	}
 }
 
@@ -507,12 +637,15 @@ func TestExportP12(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, leaf, cas, err := pkcs12.DecodeChain(p12, "pw-123456")
+	key, leaf, cas, err := pkcs12.DecodeChain(p12.Data, "pw-123456")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !leaf.Equal(out.Cert) || len(cas) != 2 || !publicKeysEqual(out.Key.Public(), key.(crypto.Signer).Public()) {
 		t.Errorf("P12 holds leaf %v with %d CA certs; want the issued leaf, its key and 2 CAs", leaf.Subject, len(cas))
+	}
+	if p12.Path != f.a.Layout().P12("laptop") || p12.Perm != 0o600 {
+		t.Errorf("P12 export goes to %s with mode %o, want %s, 0600", p12.Path, p12.Perm, f.a.Layout().P12("laptop"))
 	}
 	if _, err := f.a.Export(ctx, "laptop", ExportOptions{Format: FormatP12}); err == nil {
 		t.Error("P12 export without a password succeeded")
@@ -521,8 +654,44 @@ func TestExportP12(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if certs, err := pki.ParseCertificates(pemOut); err != nil || len(certs) != 3 {
+	if certs, err := pki.ParseCertificates(pemOut.Data); err != nil || len(certs) != 3 {
 		t.Errorf("PEM export with root: %d certs, %v; want 3", len(certs), err)
+	}
+	if pemOut.Path != "" || pemOut.Perm != 0o644 {
+		t.Errorf("PEM export without key goes to %q with mode %o, want stdout, 0644", pemOut.Path, pemOut.Perm)
+	}
+}
+
+// TestRevokedByName: a revoked certificate is found by its name (not "not
+// found"), shown, but neither exported nor renewed.
+func TestRevokedByName(t *testing.T) {
+	f := newCA(t, nil)
+	ctx := context.Background()
+	out, err := f.a.Issue(ctx, IssueRequest{Profile: pki.ProfileDevice, Name: "laptop-042"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.a.Revoke(ctx, "laptop-042", 1); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := f.a.Find(ctx, "laptop-042")
+	if err != nil || rec.Serial != out.Record.Serial || rec.Status != store.StatusRevoked {
+		t.Fatalf("Find(revoked name) = %+v, %v; want the revoked record %s", rec, err, out.Record.Serial)
+	}
+	const want = `certificate "laptop-042" is revoked (keyCompromise)`
+	for _, o := range []ExportOptions{{Format: FormatPEM}, {Format: FormatP12, Password: "pw-123456"}} {
+		if _, err := f.a.Export(ctx, "laptop-042", o); !errors.Is(err, ErrRevoked) || err.Error() != want {
+			t.Errorf("Export(%s) = %v, want %s", o.Format, err, want)
+		}
+	}
+	if _, err := f.a.Renew(ctx, "laptop-042", false); !errors.Is(err, ErrRevoked) {
+		t.Errorf("Renew(revoked) = %v, want ErrRevoked", err)
+	}
+	if _, err := f.a.Revoke(ctx, "laptop-042", 1); !errors.Is(err, store.ErrAlreadyRevoked) {
+		t.Errorf("Revoke(revoked name) = %v, want ErrAlreadyRevoked", err)
+	}
+	if _, err := f.a.Find(ctx, "never-issued"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Find(unknown) = %v, want ErrNotFound", err)
 	}
 }
 
@@ -564,6 +733,19 @@ func TestOpenErrors(t *testing.T) {
 	f := newCA(t, nil)
 	if _, err := Init(ctx, f.dir, f.st, DefaultInitOptions(), Options{}); !errors.Is(err, ErrExists) {
 		t.Errorf("Init over a CA = %v, want ErrExists", err)
+	}
+	for _, tc := range []struct {
+		mod  func(*InitOptions)
+		want error
+	}{
+		{func(o *InitOptions) { o.Passphrase = []byte("short") }, ErrShortPassphrase},
+		{func(o *InitOptions) { o.RootOnly, o.ExportRoot = true, filepath.Join(t.TempDir(), "root.key") }, ErrRootOnlyExport},
+	} {
+		io := DefaultInitOptions()
+		tc.mod(&io)
+		if _, err := Init(ctx, t.TempDir(), f.st, io, Options{}); !errors.Is(err, tc.want) {
+			t.Errorf("Init(%+v) = %v, want %v", io, err, tc.want)
+		}
 	}
 	if err := os.WriteFile(f.a.Layout().Config(), []byte("version: 1\nbogus: true\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -88,8 +88,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("lifetimes.%s: must be positive", name))
 		}
 	}
-	if c.Lifetimes.Server > Duration(398*day) {
-		errs = append(errs, errors.New("lifetimes.server: over 398 days; TLS clients (Apple, Chrome) refuse such server certificates"))
+	if c.Lifetimes.Server > Duration(MaxServerLifetime) {
+		errs = append(errs, fmt.Errorf("lifetimes.server: over %d days; TLS clients (Apple, Chrome) refuse such server certificates", MaxServerLifetime/day))
 	}
 	for _, list := range [][]string{c.URLs.CRL, c.URLs.OCSP, c.URLs.Issuer} {
 		for _, s := range list {

@@ -67,6 +67,9 @@ func ImportEasyRSA(ctx context.Context, dir string, st store.Store, o EasyRSAOpt
 	if Exists(dir) {
 		return nil, nil, fmt.Errorf("%s: %w", dir, ErrExists)
 	}
+	if err := checkPassphrase(o.Passphrase); err != nil {
+		return nil, nil, err
+	}
 	src := o.Source
 	if _, err := os.Stat(filepath.Join(src, "pki", "index.txt")); err == nil {
 		src = filepath.Join(src, "pki")
@@ -107,13 +110,8 @@ func ImportEasyRSA(ctx context.Context, dir string, st store.Store, o EasyRSAOpt
 		cfg.Country = caCert.Subject.Country[0]
 	}
 	l := Layout{Dir: dir}
-	for _, d := range []struct {
-		path string
-		mode os.FileMode
-	}{{dir, 0o755}, {l.IssuedDir(), 0o755}, {l.PrivateDir(), 0o700}} {
-		if err := os.MkdirAll(d.path, d.mode); err != nil {
-			return nil, nil, fmt.Errorf("creating CA directory: %w", err)
-		}
+	if err := l.Create(); err != nil {
+		return nil, nil, err
 	}
 	now := opts.Now()
 	// One transaction: the import is recorded whole or not at all.
@@ -211,7 +209,7 @@ func parseIndexLine(s string) (indexEntry, error) {
 // ("holdInstruction,<oid>", "keyTime,<time>", "CAkeyTime,<time>").
 func indexReason(s string) (int, bool) {
 	s, _, _ = strings.Cut(s, ",")
-	for name, code := range Reasons {
+	for name, code := range reasons {
 		if strings.EqualFold(name, s) {
 			return code, true
 		}

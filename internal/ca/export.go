@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/portcullis-dev/portcullis/internal/atomicfile"
 	"github.com/portcullis-dev/portcullis/internal/keystore"
 	"github.com/portcullis-dev/portcullis/internal/pki"
+	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
 // ExportFormat selects what Export produces.
@@ -35,11 +37,37 @@ type ExportOptions struct {
 	Password string
 }
 
+// Exported is the outcome of an export.
+type Exported struct {
+	Data   []byte
+	Record *store.Cert
+	// Path is where the export goes when the caller names no file:
+	// private/NAME.p12 for a PKCS#12, "" (standard output) for PEM.
+	Path string
+	// Perm is the mode of a file holding Data: 0600 with a key in it.
+	Perm os.FileMode
+}
+
+// WriteFile writes the export to path atomically, with e.Perm.
+func (e *Exported) WriteFile(path string) error {
+	return atomicfile.WriteFile(path, e.Data, e.Perm)
+}
+
+// ErrNoKey: the certificate's private key is not in the CA directory: its
+// holder made the CSR and keeps the key.
+var ErrNoKey = errors.New("no private key here")
+
 // Export returns the certificate ref points to in the asked format. Only
-// certificates whose key the CA generated can be exported with their key.
-func (a *Authority) Export(ctx context.Context, ref string, o ExportOptions) ([]byte, error) {
+// certificates whose key the CA generated can be exported with their key
+// (else ErrNoKey), and no revoked certificate (ErrRevoked).
+func (a *Authority) Export(ctx context.Context, ref string, o ExportOptions) (*Exported, error) {
 	rec, err := a.Find(ctx, ref)
 	if err != nil {
+		return nil, err
+	}
+	// As step-ca and easy-rsa do: a revoked certificate is not handed out
+	// for deployment, least of all with its key in a PKCS#12.
+	if err := usable(rec); err != nil {
 		return nil, err
 	}
 	leaf, err := x509.ParseCertificate(rec.DER)
@@ -54,7 +82,7 @@ func (a *Authority) Export(ctx context.Context, ref string, o ExportOptions) ([]
 	if o.Format == FormatP12 || o.WithKey {
 		if key, err = keystore.LoadFile(a.layout.Key(rec.Name), nil); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("%s has no private key here (it was signed from a CSR)", rec.Name)
+				return nil, fmt.Errorf("%s: %w (it was signed from a CSR)", rec.Name, ErrNoKey)
 			}
 			return nil, err
 		}
@@ -85,5 +113,12 @@ func (a *Authority) Export(ctx context.Context, ref string, o ExportOptions) ([]
 	}
 	a.audit(ctx, "cert.exported", slog.String("serial", rec.Serial), slog.String("name", rec.Name),
 		slog.String("format", string(o.Format)), slog.Bool("with_key", key != nil))
-	return out, nil
+	e := &Exported{Data: out, Record: rec, Perm: publicFileMode}
+	if key != nil {
+		e.Perm = keyFileMode
+	}
+	if o.Format == FormatP12 {
+		e.Path = a.layout.P12(rec.Name)
+	}
+	return e, nil
 }

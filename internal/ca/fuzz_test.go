@@ -53,7 +53,7 @@ func FuzzParseConfig(f *testing.F) {
 		if err := c.Validate(); err != nil {
 			t.Fatalf("ParseConfig accepted a config Validate refuses: %v", err)
 		}
-		if !slices.Contains(pki.KeyTypes, c.KeyType) {
+		if !slices.Contains(pki.KeyTypes(), c.KeyType) {
 			t.Fatalf("ParseConfig accepted key_type %q, which pki.GenerateKey does not know", c.KeyType)
 		}
 		out, err := c.Marshal()

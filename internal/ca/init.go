@@ -60,6 +60,27 @@ func Exists(dir string) bool {
 	return false
 }
 
+// MinPassphraseLen is the shortest passphrase the CA encrypts its keys
+// with: the KDF slows guessing, it cannot save a short one.
+const MinPassphraseLen = 8
+
+// ErrShortPassphrase: a new CA passphrase under MinPassphraseLen.
+var ErrShortPassphrase = fmt.Errorf("the CA passphrase must be at least %d characters", MinPassphraseLen)
+
+// checkPassphrase accepts a new passphrase; none at all means keys in
+// clear, which the caller chose (and warned about).
+func checkPassphrase(p []byte) error {
+	if len(p) > 0 && len(p) < MinPassphraseLen {
+		return ErrShortPassphrase
+	}
+	return nil
+}
+
+// ErrRootOnlyExport: InitOptions asks for a root-only CA whose root key
+// goes elsewhere (ExportRoot); the root key signs every certificate then,
+// so it cannot be offline.
+var ErrRootOnlyExport = errors.New("a root-only CA signs every certificate with its root key, which therefore cannot be exported offline")
+
 func (o InitOptions) validate() error {
 	var errs []error
 	if o.RootName == "" || (!o.RootOnly && o.IntermediateName == "") {
@@ -75,7 +96,10 @@ func (o InitOptions) validate() error {
 		errs = append(errs, errors.New("lifetimes must be positive"))
 	}
 	if o.RootOnly && o.ExportRoot != "" {
-		errs = append(errs, errors.New("--export-root needs an intermediate: with --root-only the root key signs every certificate"))
+		errs = append(errs, ErrRootOnlyExport)
+	}
+	if err := checkPassphrase(o.Passphrase); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -97,13 +121,8 @@ func Init(ctx context.Context, dir string, st store.Store, io InitOptions, opts 
 		return nil, err
 	}
 	l := Layout{Dir: dir}
-	for _, d := range []struct {
-		path string
-		mode os.FileMode
-	}{{dir, 0o755}, {l.IssuedDir(), 0o755}, {l.PrivateDir(), 0o700}} {
-		if err := os.MkdirAll(d.path, d.mode); err != nil {
-			return nil, fmt.Errorf("creating CA directory: %w", err)
-		}
+	if err := l.Create(); err != nil {
+		return nil, err
 	}
 	now := opts.Now()
 	subject := func(cn string) pkix.Name {
@@ -217,7 +236,10 @@ func selfSign(opts Options, key crypto.Signer, r pki.Request) (*x509.Certificate
 	if err != nil {
 		return nil, err
 	}
-	kt, _ := pki.KeyTypeOf(key.Public())
+	kt, err := pki.KeyTypeOf(key.Public())
+	if err != nil {
+		return nil, err
+	}
 	tmpl.SignatureAlgorithm = pki.SignatureAlgorithm(kt)
 	der, err := x509.CreateCertificate(opts.Rand, tmpl, tmpl, key.Public(), key)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/atomicfile"
@@ -34,6 +35,12 @@ type IssueRequest struct {
 // MinLifetime is the shortest certificate lifetime the CA issues.
 const MinLifetime = 5 * time.Minute
 
+// MaxServerLifetime is the longest server certificate lifetime the CA
+// issues, in ca.yaml or on request: Apple and Chrome refuse server
+// certificates valid longer. The CA/B Forum's shorter limits (SC-081) are
+// for the web PKI and are not enforced here (see pki's lint exemptions).
+const MaxServerLifetime = 398 * day
+
 // Issued is the outcome of an issuance or renewal.
 type Issued struct {
 	Record *store.Cert
@@ -47,12 +54,6 @@ type Issued struct {
 // Issue checks req, builds the certificate from the CA's own template,
 // lints it, signs it, records it, and only then writes it out.
 func (a *Authority) Issue(ctx context.Context, req IssueRequest) (*Issued, error) {
-	if err := CheckName(req.Name); err != nil {
-		return nil, err
-	}
-	if !isLeaf(req.Profile) {
-		return nil, fmt.Errorf("profile %q: want server, client or device", req.Profile)
-	}
 	names := req.Names
 	var pub crypto.PublicKey
 	if req.CSR != nil {
@@ -63,7 +64,11 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (*Issued, error
 		pub = req.CSR.PublicKey
 	}
 	names = a.withDefaultNames(req.Profile, req.Name, names)
-	if err := a.cfg.NamePolicy.Check(names); err != nil {
+	lifetime := req.Lifetime
+	if lifetime <= 0 {
+		lifetime = a.cfg.lifetime(req.Profile)
+	}
+	if err := a.checkLeaf(req.Profile, req.Name, names, lifetime); err != nil {
 		return nil, err
 	}
 	// Fail on a taken name before generating or signing anything; the
@@ -88,13 +93,6 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (*Issued, error
 		}
 		pub = leafKey.Public()
 	}
-	lifetime := req.Lifetime
-	if lifetime <= 0 {
-		lifetime = a.cfg.lifetime(req.Profile)
-	}
-	if lifetime < MinLifetime {
-		return nil, fmt.Errorf("lifetime %s: shorter than %s, the certificate would expire before it is deployed", lifetime, MinLifetime)
-	}
 	cert, err := a.signLeaf(key, linter, req.Profile, req.Name, names, pub, lifetime)
 	if err != nil {
 		return nil, err
@@ -108,13 +106,31 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (*Issued, error
 	return out, nil
 }
 
-func isLeaf(p pki.Profile) bool {
-	for _, l := range pki.LeafProfiles {
-		if p == l {
-			return true
-		}
+// checkLeaf applies the rules of ca.yaml in force now to a leaf about to be
+// signed. Issue and Renew both call it, so that renewal, which an unattended
+// server may run for thousands of devices, never certifies a name or a
+// lifetime that a new issuance would refuse.
+func (a *Authority) checkLeaf(p pki.Profile, name string, names pki.Names, lifetime time.Duration) error {
+	if err := CheckName(name); err != nil {
+		return err
 	}
-	return false
+	if !isLeaf(p) {
+		return fmt.Errorf("profile %q: want server, client or device", p)
+	}
+	if err := a.cfg.NamePolicy.Check(names); err != nil {
+		return err
+	}
+	if lifetime < MinLifetime {
+		return fmt.Errorf("lifetime %s: shorter than %s, the certificate would expire before it is deployed", lifetime, MinLifetime)
+	}
+	if p == pki.ProfileServer && lifetime > MaxServerLifetime {
+		return fmt.Errorf("lifetime %s: over %d days; TLS clients (Apple, Chrome) refuse such server certificates", Duration(lifetime), MaxServerLifetime/day)
+	}
+	return nil
+}
+
+func isLeaf(p pki.Profile) bool {
+	return slices.Contains(pki.LeafProfiles(), p)
 }
 
 // withDefaultNames gives a device without a URI its fleet identity,
@@ -156,8 +172,7 @@ func (a *Authority) signLeaf(key crypto.Signer, linter *pki.Linter, p pki.Profil
 	if err != nil {
 		return nil, err
 	}
-	kt, _ := pki.KeyTypeOf(key.Public())
-	tmpl.SignatureAlgorithm = pki.SignatureAlgorithm(kt)
+	tmpl.SignatureAlgorithm = a.sigAlg
 	return signWith(a.opts, a.issuer, key, linter, tmpl, pub)
 }
 
@@ -168,8 +183,8 @@ func (a *Authority) signLeaf(key crypto.Signer, linter *pki.Linter, p pki.Profil
 func (a *Authority) stageLeaf(name string, cert *x509.Certificate, key crypto.Signer) (*atomicfile.Batch, []string, error) {
 	chain := append([]*x509.Certificate{cert}, a.chain...)
 	files := []atomicfile.File{
-		{Path: a.layout.Cert(name), Data: pki.EncodeCertificates(cert), Perm: 0o644},
-		{Path: a.layout.Chain(name), Data: pki.EncodeCertificates(chain...), Perm: 0o644},
+		{Path: a.layout.Cert(name), Data: pki.EncodeCertificates(cert), Perm: publicFileMode},
+		{Path: a.layout.Chain(name), Data: pki.EncodeCertificates(chain...), Perm: publicFileMode},
 	}
 	if key != nil {
 		data, err := keystore.Marshal(key, nil)
@@ -178,7 +193,7 @@ func (a *Authority) stageLeaf(name string, cert *x509.Certificate, key crypto.Si
 		}
 		// The key first: Commit renames in order, and a certificate file
 		// should never be visible before its key.
-		files = append([]atomicfile.File{{Path: a.layout.Key(name), Data: data, Perm: 0o600}}, files...)
+		files = append([]atomicfile.File{{Path: a.layout.Key(name), Data: data, Perm: keyFileMode}}, files...)
 	}
 	var b atomicfile.Batch
 	if err := b.AddAll(files...); err != nil {
@@ -219,12 +234,21 @@ func certAttrs(rec *store.Cert, c *x509.Certificate) []slog.Attr {
 }
 
 // Find resolves a reference to a certificate record: a serial (hex, with
-// or without colons) or the name of an active certificate.
+// or without colons), or a name: its active certificate or, when it has
+// none, the last one it held (revoked, say), so that "not found" never
+// hides a certificate that exists.
 func (a *Authority) Find(ctx context.Context, ref string) (*store.Cert, error) {
 	if CheckName(ref) == nil {
 		c, err := a.store.ActiveCert(ctx, ref)
 		if err == nil || !errors.Is(err, store.ErrNotFound) {
 			return c, err
+		}
+		held, err := a.store.List(ctx, store.Filter{Name: ref})
+		if err != nil {
+			return nil, err
+		}
+		if len(held) > 0 {
+			return held[len(held)-1], nil
 		}
 	}
 	if n, err := pki.ParseSerial(ref); err == nil {
@@ -233,7 +257,29 @@ func (a *Authority) Find(ctx context.Context, ref string) (*store.Cert, error) {
 			return c, err
 		}
 	}
-	return nil, fmt.Errorf("%q: no active certificate of that name or serial: %w", ref, store.ErrNotFound)
+	return nil, fmt.Errorf("%q: no certificate of that name or serial: %w", ref, store.ErrNotFound)
+}
+
+// ErrRevoked: the certificate is revoked, and what was asked needs a
+// valid one.
+var ErrRevoked = errors.New("certificate is revoked")
+
+// revokedError names the revoked certificate and why it was revoked.
+type revokedError struct{ rec *store.Cert }
+
+func (e revokedError) Error() string {
+	return fmt.Sprintf("certificate %q is revoked (%s)", e.rec.Name, ReasonName(e.rec.Reason))
+}
+
+func (e revokedError) Unwrap() error { return ErrRevoked }
+
+// usable refuses a revoked certificate for renewal and export; showing,
+// listing and revoking it again still work on the record.
+func usable(rec *store.Cert) error {
+	if rec.Status == store.StatusRevoked {
+		return revokedError{rec}
+	}
+	return nil
 }
 
 // Renew issues a fresh certificate with the same profile, name and SAN
@@ -245,8 +291,8 @@ func (a *Authority) Renew(ctx context.Context, ref string, rekey bool) (*Issued,
 	if err != nil {
 		return nil, err
 	}
-	if old.Status == store.StatusRevoked {
-		return nil, fmt.Errorf("%s (serial %s) is revoked: issue a new certificate instead", old.Name, old.Serial)
+	if err := usable(old); err != nil {
+		return nil, fmt.Errorf("renewing %q: %w; issue a new certificate instead", old.Name, err)
 	}
 	p := pki.Profile(old.Profile)
 	if !isLeaf(p) {
@@ -256,6 +302,10 @@ func (a *Authority) Renew(ctx context.Context, ref string, rekey bool) (*Issued,
 	if err != nil {
 		return nil, fmt.Errorf("stored certificate %s: %w", old.Serial, err)
 	}
+	names, lifetime := pki.NamesOf(oldCert), a.cfg.lifetime(p)
+	if err := a.checkLeaf(p, old.Name, names, lifetime); err != nil {
+		return nil, fmt.Errorf("renewing %q: %w", old.Name, err)
+	}
 	key, linter, err := a.issuerKey()
 	if err != nil {
 		return nil, err
@@ -264,7 +314,7 @@ func (a *Authority) Renew(ctx context.Context, ref string, rekey bool) (*Issued,
 	var leafKey crypto.Signer
 	if rekey {
 		if _, err := os.Stat(a.layout.Key(old.Name)); err != nil {
-			return nil, fmt.Errorf("--rekey: %s has no key in %s (its holder made the CSR; have them send a new one to `ca sign`)", old.Name, a.layout.PrivateDir())
+			return nil, fmt.Errorf("renewing %q with a new key: %w (%s is missing: its holder made the CSR and keeps the key)", old.Name, ErrNoKey, a.layout.Key(old.Name))
 		}
 		kt, err := pki.KeyTypeOf(pub)
 		if err != nil {
@@ -275,8 +325,7 @@ func (a *Authority) Renew(ctx context.Context, ref string, rekey bool) (*Issued,
 		}
 		pub = leafKey.Public()
 	}
-	lifetime := a.cfg.lifetime(p)
-	cert, err := a.signLeaf(key, linter, p, old.Name, pki.NamesOf(oldCert), pub, lifetime)
+	cert, err := a.signLeaf(key, linter, p, old.Name, names, pub, lifetime)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package ca
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 )
@@ -28,6 +29,51 @@ func (l Layout) Cert(name string) string  { return l.path("issued", name+".crt")
 func (l Layout) Chain(name string) string { return l.path("issued", name+".chain.crt") }
 func (l Layout) Key(name string) string   { return l.path("private", name+".key") }
 func (l Layout) P12(name string) string   { return l.path("private", name+".p12") }
+
+// File modes of a CA directory: keys (and anything holding one) are for
+// the CA's user alone, whatever the umask; certificates are public.
+const (
+	privateDirMode os.FileMode = 0o700
+	publicDirMode  os.FileMode = 0o755
+	keyFileMode    os.FileMode = 0o600
+	publicFileMode os.FileMode = 0o644
+)
+
+// Create makes the directory and its issued/ and private/ folders, each
+// with its mode; existing ones are left as they are.
+func (l Layout) Create() error {
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{l.Dir, publicDirMode}, {l.IssuedDir(), publicDirMode}, {l.PrivateDir(), privateDirMode}} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			return fmt.Errorf("creating CA directory: %w", err)
+		}
+	}
+	return nil
+}
+
+// Rollback notes which files of a CA directory exist now (extra names
+// files outside it, such as an exported root key) and returns a function
+// that removes every one created since: a failed init or import, store
+// files included, leaves the directory as it was.
+func (l Layout) Rollback(extra ...string) func() {
+	paths := append([]string{l.DB(), l.DB() + "-wal", l.DB() + "-shm", l.Audit(), l.Config(), l.RootCert(),
+		l.IntermediateCert(), l.Bundle(), l.CRL(), l.RootKey(), l.IntermediateKey(), l.IssuedDir(), l.PrivateDir(), l.Dir}, extra...)
+	existed := map[string]bool{}
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err == nil {
+			existed[p] = true
+		}
+	}
+	return func() {
+		for _, p := range paths {
+			if p != "" && !existed[p] {
+				os.RemoveAll(p)
+			}
+		}
+	}
+}
 
 // validName keeps names usable as file stems on every OS the agent runs on:
 // no separators, no dot-files, no "..".

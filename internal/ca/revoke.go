@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -11,14 +12,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/pki"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
-// Reasons are the RFC 5280 §5.3.1 CRLReason codes, by the names openssl
+// reasons are the RFC 5280 §5.3.1 CRLReason codes, by the names openssl
 // and easy-rsa use. 7 is unassigned; removeFromCRL (8) only appears in
 // delta CRLs, which this CA does not make.
-var Reasons = map[string]int{
+var reasons = map[string]int{
 	"unspecified":          0,
 	"keyCompromise":        1,
 	"cACompromise":         2,
@@ -32,7 +32,7 @@ var Reasons = map[string]int{
 
 // ParseReason accepts a reason name, case-insensitively.
 func ParseReason(s string) (int, error) {
-	for name, code := range Reasons {
+	for name, code := range reasons {
 		if strings.EqualFold(name, s) {
 			if code == 2 || code == 10 {
 				return 0, fmt.Errorf("reason %s is for CA certificates; leaves use keyCompromise, superseded, …", name)
@@ -40,8 +40,8 @@ func ParseReason(s string) (int, error) {
 			return code, nil
 		}
 	}
-	names := make([]string, 0, len(Reasons))
-	for n := range Reasons {
+	names := make([]string, 0, len(reasons))
+	for n := range reasons {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -50,13 +50,18 @@ func ParseReason(s string) (int, error) {
 
 // ReasonName is the inverse of ParseReason.
 func ReasonName(code int) string {
-	for n, c := range Reasons {
+	for n, c := range reasons {
 		if c == code {
 			return n
 		}
 	}
 	return fmt.Sprintf("reason(%d)", code)
 }
+
+// ErrCRLNotPublished: a revocation is recorded but the CRL that publishes
+// it could not be signed or written; relying parties still accept the
+// certificate until a CRL is.
+var ErrCRLNotPublished = errors.New("revoked, but publishing the CRL failed")
 
 // Revoke marks the certificate ref points to revoked and publishes a fresh
 // CRL, so no one has to remember a second command.
@@ -80,7 +85,7 @@ func (a *Authority) Revoke(ctx context.Context, ref string, reason int) (*store.
 	a.audit(ctx, "cert.revoked", slog.String("serial", rec.Serial), slog.String("name", rec.Name),
 		slog.String("reason", ReasonName(reason)))
 	if _, err := a.CRL(ctx); err != nil {
-		return rec, fmt.Errorf("revoked, but publishing the CRL: %w (run `portcullis ca crl`)", err)
+		return rec, fmt.Errorf("%w: %w", ErrCRLNotPublished, err)
 	}
 	return rec, nil
 }
@@ -110,9 +115,8 @@ func (a *Authority) CRL(ctx context.Context) (*x509.RevocationList, error) {
 	if err != nil {
 		return nil, fmt.Errorf("allocating CRL number: %w", err)
 	}
-	kt, _ := pki.KeyTypeOf(key.Public())
 	tmpl := &x509.RevocationList{
-		SignatureAlgorithm:        pki.SignatureAlgorithm(kt),
+		SignatureAlgorithm:        a.sigAlg,
 		Number:                    big.NewInt(number),
 		ThisUpdate:                now.UTC().Truncate(time.Second),
 		NextUpdate:                now.UTC().Add(time.Duration(a.cfg.Lifetimes.CRL)).Truncate(time.Second),

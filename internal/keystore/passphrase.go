@@ -47,7 +47,7 @@ func FromEnv(name string) Passphrase {
 }
 
 // ErrNoTerminal: a prompt was needed but stdin is not a terminal.
-var ErrNoTerminal = errors.New("no passphrase given and stdin is not a terminal (use --passphrase-file or PORTCULLIS_CA_PASSPHRASE)")
+var ErrNoTerminal = errors.New("no passphrase given and stdin is not a terminal")
 
 // Prompt asks on the terminal, without echo, writing the prompt to stderr.
 // With confirm it asks twice and insists on at least 8 bytes: that is the
@@ -89,4 +89,26 @@ func Once(p Passphrase) Passphrase {
 		return nil
 	}
 	return sync.OnceValues(p)
+}
+
+// Source says where a passphrase comes from. The first that is set wins:
+// a file (a flag naming it), an environment variable, a terminal prompt.
+type Source struct {
+	File string
+	Env  string
+	// Prompt is shown on the terminal; with Confirm it asks twice, the
+	// form used for a new passphrase.
+	Prompt  string
+	Confirm bool
+}
+
+// Passphrase returns the passphrase source s selects.
+func (s Source) Passphrase() Passphrase {
+	switch {
+	case s.File != "":
+		return FromFile(s.File)
+	case s.Env != "" && os.Getenv(s.Env) != "":
+		return FromEnv(s.Env)
+	}
+	return Prompt(s.Prompt, s.Confirm)
 }

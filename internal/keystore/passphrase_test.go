@@ -125,3 +125,34 @@ func TestPromptWithoutTerminal(t *testing.T) {
 		t.Errorf("Parse(encrypted, Prompt without terminal) = %v, want ErrNoTerminal", err)
 	}
 }
+
+// TestSource: a file wins over the environment, the environment over a
+// prompt (which fails without a terminal, as under go test).
+func TestSource(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const env = "PORTCULLIS_TEST_SOURCE"
+	tests := []struct {
+		name    string
+		src     keystore.Source
+		envVal  string
+		want    string
+		wantErr error
+	}{
+		{"file over env", keystore.Source{File: file, Env: env}, "from-env", "from-file", nil},
+		{"env", keystore.Source{Env: env}, "from-env", "from-env", nil},
+		{"empty env falls to the prompt", keystore.Source{Env: env}, "", "", keystore.ErrNoTerminal},
+		{"prompt", keystore.Source{Prompt: "Passphrase"}, "", "", keystore.ErrNoTerminal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(env, tt.envVal)
+			got, err := tt.src.Passphrase()()
+			if string(got) != tt.want || !errors.Is(err, tt.wantErr) {
+				t.Errorf("%+v.Passphrase()() = %q, %v; want %q, %v", tt.src, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}

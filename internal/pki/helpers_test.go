@@ -35,7 +35,7 @@ const keysPerType = 3
 // about a second under -race, and every chain test needs some.
 var testKeys = func() map[pki.KeyType]func() []crypto.Signer {
 	m := map[pki.KeyType]func() []crypto.Signer{}
-	for _, kt := range pki.KeyTypes {
+	for _, kt := range pki.KeyTypes() {
 		m[kt] = sync.OnceValue(func() []crypto.Signer {
 			keys := make([]crypto.Signer, keysPerType)
 			var wg sync.WaitGroup

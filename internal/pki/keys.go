@@ -29,7 +29,8 @@ const (
 const DefaultKeyType = KeyP256
 
 // KeyTypes lists the accepted key type names, for flag help and errors.
-var KeyTypes = []KeyType{KeyP256, KeyP384, KeyRSA2048, KeyRSA3072}
+// Each call returns a fresh slice: no caller can change another's list.
+func KeyTypes() []KeyType { return []KeyType{KeyP256, KeyP384, KeyRSA2048, KeyRSA3072} }
 
 // ErrWeakKey is returned for a public key the CA refuses to certify.
 var ErrWeakKey = errors.New("weak or unsupported key")
@@ -51,8 +52,9 @@ func ParseKeyType(s string) (KeyType, error) {
 }
 
 func joinKeyTypes() string {
-	s := make([]string, len(KeyTypes))
-	for i, k := range KeyTypes {
+	kts := KeyTypes()
+	s := make([]string, len(kts))
+	for i, k := range kts {
 		s[i] = string(k)
 	}
 	return strings.Join(s, ", ")

@@ -47,7 +47,7 @@ func TestParseKeyType(t *testing.T) {
 		}
 	}
 	// Every listed key type parses back to itself.
-	for _, kt := range pki.KeyTypes {
+	for _, kt := range pki.KeyTypes() {
 		if got, err := pki.ParseKeyType(string(kt)); err != nil || got != kt {
 			t.Errorf("ParseKeyType(%q) = %q, %v, want itself", kt, got, err)
 		}
@@ -104,7 +104,7 @@ func TestKeyTypeOf(t *testing.T) {
 func TestGenerateKey(t *testing.T) {
 	// The shared test keys come from GenerateKey; check they are what
 	// their type says.
-	for _, kt := range pki.KeyTypes {
+	for _, kt := range pki.KeyTypes() {
 		k := testKey(t, kt, 0)
 		if got, err := pki.KeyTypeOf(k.Public()); err != nil || got != kt {
 			t.Errorf("KeyTypeOf(GenerateKey(%s)) = %q, %v, want %q", kt, got, err, kt)

@@ -6,12 +6,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 )
 
-// PrivatePKIExemptions are the lints of LintSources that a private PKI
+// privatePKIExemptions are the lints of LintSources that a private PKI
 // cannot or should not meet, each with its reason. This is the one place
 // the exemptions are listed; the CA and the tests both use it.
-var PrivatePKIExemptions = map[string]string{
+var privatePKIExemptions = map[string]string{
 	"e_sub_cert_cert_policy_empty":                            "no CA/B Forum policy OIDs in a private PKI",
 	"e_sub_cert_certificate_policies_missing":                 "no CA/B Forum policy OIDs in a private PKI",
 	"e_dnsname_not_valid_tld":                                 "internal names (localhost, .internal, .corp) are the point of a private PKI",
@@ -26,18 +27,39 @@ var PrivatePKIExemptions = map[string]string{
 	"w_sub_cert_aia_does_not_contain_issuing_ca_url":          "peers get the intermediate from the TLS handshake (chain files); caIssuers is baked in only with --issuer-url",
 	"e_cabf_ecc_allowed_key_usages":                           "zlint v3.7.1 bug: applies to CA certificates too, so every ECDSA CA with keyCertSign fails",
 	"n_ca_digital_signature_not_set":                          "notice only: the root signs certificates and CRLs, not OCSP responses",
+	// CA/B Forum ballot SC-081 shortens publicly trusted server certificates
+	// in steps by issuance date: 200 days from 2026-03-15, 100 from
+	// 2027-03-15, 47 from 2029-03-15. zlint judges the date of notBefore,
+	// so with these lints the CA's 90-day default would start failing on
+	// 2029-03-15, and every deployment with it. A private CA's server
+	// lifetime is ca.yaml's lifetimes.server; the CA caps it at 398 days
+	// (ca.MaxServerLifetime), the limit TLS clients apply.
+	"e_server_cert_valid_time_longer_than_200_days": "SC-081 web-PKI limit (issued 2026-03-15 to 2027-03-15); the private CA's limit is ca.yaml's, at most 398 days",
+	"w_server_cert_valid_time_longer_than_199_days": "SC-081 web-PKI limit, the warning of the 200-day one, as above",
+	"e_server_cert_valid_time_longer_than_100_days": "SC-081 web-PKI limit (issued 2027-03-15 to 2029-03-15), as above",
+	"w_server_cert_valid_time_longer_than_99_days":  "SC-081 web-PKI limit, the warning of the 100-day one, as above",
+	"e_server_cert_valid_time_longer_than_47_days":  "SC-081 web-PKI limit (issued from 2029-03-15): the 90-day default server lifetime would fail it, as above",
+	"w_server_cert_valid_time_longer_than_46_days":  "SC-081 web-PKI limit, the warning of the 47-day one, as above",
 }
 
-// OfflineRevocationExemptions apply on top of PrivatePKIExemptions when
+// offlineRevocationExemptions apply on top of privatePKIExemptions when
 // the CA has no CRL or OCSP URL configured: its CRL is then handed to relying
 // parties as a file (a tunnel's --crl), as easy-rsa users do with OpenVPN,
 // and certificates cannot point at a URL that does not exist.
-var OfflineRevocationExemptions = map[string]string{
+var offlineRevocationExemptions = map[string]string{
 	"e_missing_crl_distrib_point":              "no CRL URL configured: the CRL is distributed as a file",
 	"e_sub_cert_aia_missing":                   "no OCSP or issuer URL configured: nothing to point at",
 	"e_sub_ca_crl_distribution_points_missing": "no CRL URL configured, as above, for the intermediate",
 	"w_sub_ca_aia_missing":                     "no OCSP or issuer URL configured, as above, for the intermediate",
 }
+
+// PrivatePKIExemptions returns a copy of the lints exempt for a private
+// PKI, each with its reason.
+func PrivatePKIExemptions() map[string]string { return maps.Clone(privatePKIExemptions) }
+
+// OfflineRevocationExemptions returns a copy of the lints exempt, on top
+// of PrivatePKIExemptions, when the CA has no CRL or OCSP URL.
+func OfflineRevocationExemptions() map[string]string { return maps.Clone(offlineRevocationExemptions) }
 
 // ErrLint wraps a pre-issuance lint failure: the CA refused to sign.
 var ErrLint = errors.New("certificate failed pre-issuance lint")

@@ -29,15 +29,15 @@ const day = 24 * time.Hour
 func zlintRegistry(t testing.TB, offline bool) lint.Registry {
 	t.Helper()
 	var exclude []string
-	for n := range pki.PrivatePKIExemptions {
+	for n := range pki.PrivatePKIExemptions() {
 		exclude = append(exclude, n)
 	}
 	if offline {
-		for n := range pki.OfflineRevocationExemptions {
+		for n := range pki.OfflineRevocationExemptions() {
 			exclude = append(exclude, n)
 		}
 	}
-	reg, err := lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: pki.LintSources, ExcludeNames: exclude})
+	reg, err := lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: pki.LintSources(), ExcludeNames: exclude})
 	if err != nil {
 		t.Fatalf("Filter: %v", err)
 	}
@@ -144,7 +144,7 @@ func buildChain(t testing.TB, o chainOptions) (root *x509.Certificate, out []iss
 // URLs, using zlint directly: no result may be a warning or worse.
 func TestLintEveryProfile(t *testing.T) {
 	registries := map[bool]lint.Registry{false: zlintRegistry(t, false), true: zlintRegistry(t, true)}
-	for _, kt := range pki.KeyTypes {
+	for _, kt := range pki.KeyTypes() {
 		t.Run(string(kt), func(t *testing.T) {
 			t.Parallel()
 			for _, o := range []chainOptions{
@@ -212,10 +212,13 @@ func TestLintExemptionsPinned(t *testing.T) {
 		got  map[string]string
 		want []string
 	}{
-		{"PrivatePKIExemptions", pki.PrivatePKIExemptions, []string{
+		{"PrivatePKIExemptions", pki.PrivatePKIExemptions(), []string{
 			"e_cabf_ecc_allowed_key_usages",
 			"e_dnsname_not_valid_tld",
 			"e_ext_san_contains_reserved_ip",
+			"e_server_cert_valid_time_longer_than_100_days",
+			"e_server_cert_valid_time_longer_than_200_days",
+			"e_server_cert_valid_time_longer_than_47_days",
 			"e_sub_cert_cert_policy_empty",
 			"e_sub_cert_certificate_policies_missing",
 			"e_sub_cert_locality_name_must_appear",
@@ -224,11 +227,14 @@ func TestLintExemptionsPinned(t *testing.T) {
 			"n_ca_digital_signature_not_set",
 			"n_san_iana_pub_suffix_empty",
 			"w_ext_subject_key_identifier_not_recommended_subscriber",
+			"w_server_cert_valid_time_longer_than_199_days",
+			"w_server_cert_valid_time_longer_than_46_days",
+			"w_server_cert_valid_time_longer_than_99_days",
 			"w_sub_cert_aia_contains_internal_names",
 			"w_sub_cert_aia_does_not_contain_issuing_ca_url",
 			"w_subject_common_name_included",
 		}},
-		{"OfflineRevocationExemptions", pki.OfflineRevocationExemptions, []string{
+		{"OfflineRevocationExemptions", pki.OfflineRevocationExemptions(), []string{
 			"e_missing_crl_distrib_point",
 			"e_sub_ca_crl_distribution_points_missing",
 			"e_sub_cert_aia_missing",
@@ -236,7 +242,7 @@ func TestLintExemptionsPinned(t *testing.T) {
 		}},
 	}
 	sources := map[lint.LintSource]bool{}
-	for _, s := range pki.LintSources {
+	for _, s := range pki.LintSources() {
 		sources[s] = true
 	}
 	for _, tt := range tests {
@@ -264,8 +270,8 @@ func TestLintExemptionsPinned(t *testing.T) {
 			}
 		})
 	}
-	for n := range pki.OfflineRevocationExemptions {
-		if _, dup := pki.PrivatePKIExemptions[n]; dup {
+	for n := range pki.OfflineRevocationExemptions() {
+		if _, dup := pki.PrivatePKIExemptions()[n]; dup {
 			t.Errorf("%q is in both exemption sets", n)
 		}
 	}
@@ -278,8 +284,8 @@ func TestLintSources(t *testing.T) {
 		lint.RFC5280, lint.RFC5480, lint.RFC3279, lint.RFC8813, lint.RFC5891,
 		lint.Community, lint.CABFBaselineRequirements,
 	}
-	if !slices.Equal(pki.LintSources, want) {
-		t.Errorf("LintSources = %v, want %v", pki.LintSources, want)
+	if !slices.Equal(pki.LintSources(), want) {
+		t.Errorf("LintSources = %v, want %v", pki.LintSources(), want)
 	}
 }
 
@@ -356,30 +362,40 @@ func TestLintDERGarbage(t *testing.T) {
 	}
 }
 
-// TestLintServerLifetime pins the CABF SC-081 limit that applies to
-// certificates issued between 2026-03-15 and 2027-03-15: a validity over
-// 199 days warns (zlint counts the notAfter second, RFC 5280 §4.1.2.5, so
-// a 199-day lifetime is "200 days"). ca.Config accepts server lifetimes up
-// to 398 days; those fail here, at issuance.
+// TestLintServerLifetime: the CA/B Forum SC-081 limits shorten publicly
+// trusted server certificates by issuance date (200 days from 2026-03-15,
+// 100 from 2027-03-15, 47 from 2029-03-15). They are exempt for this private
+// PKI, so the default 90 days, and up to the 398 days ca.yaml allows, lint
+// clean on any date; the CA bounds the lifetime itself. Past 825 days a
+// server still fails (e_sub_cert_valid_time_longer_than_825_days).
 func TestLintServerLifetime(t *testing.T) {
 	root, _ := buildChain(t, chainOptions{kt: pki.KeyP256, rootOnly: true, urls: true})
 	key := testKey(t, pki.KeyP256, 2)
-	for _, tt := range []struct {
-		days int
-		ok   bool
-	}{{47, true}, {90, true}, {198, true}, {199, false}, {200, false}, {398, false}} {
-		t.Run(fmt.Sprint(tt.days), func(t *testing.T) {
-			c := issue(t, pki.Request{
-				Profile: pki.ProfileServer, Subject: subject("web.portcullis.internal"),
-				Names:     mustNames(t, []string{"web.portcullis.internal"}, nil, nil, nil),
-				PublicKey: key.Public(), NotBefore: testNow, NotAfter: testNow.Add(time.Duration(tt.days) * day),
-				CRLURLs: []string{"http://ca.portcullis.internal/crl.der"}, OCSPURLs: []string{"http://ca.portcullis.internal/ocsp"},
-			}, root, testKey(t, pki.KeyP256, 0))
-			err := pki.LintDER(c.Raw, pki.LintOptions{})
-			if (err == nil) != tt.ok {
-				t.Errorf("LintDER(server, %d days) = %v, want ok=%v", tt.days, err, tt.ok)
-			}
-		})
+	dates := []time.Time{
+		testNow,
+		time.Date(2027, time.June, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2029, time.March, 15, 0, 0, 0, 0, time.UTC),
+		time.Date(2029, time.June, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2030, time.January, 1, 0, 0, 0, 0, time.UTC),
+	}
+	for _, at := range dates {
+		for _, tt := range []struct {
+			days int
+			ok   bool
+		}{{47, true}, {90, true}, {199, true}, {398, true}, {826, false}} {
+			t.Run(fmt.Sprintf("%s/%d", at.Format(time.DateOnly), tt.days), func(t *testing.T) {
+				c := issue(t, pki.Request{
+					Profile: pki.ProfileServer, Subject: subject("web.portcullis.internal"),
+					Names:     mustNames(t, []string{"web.portcullis.internal"}, nil, nil, nil),
+					PublicKey: key.Public(), NotBefore: at, NotAfter: at.Add(time.Duration(tt.days) * day),
+					CRLURLs: []string{"http://ca.portcullis.internal/crl.der"}, OCSPURLs: []string{"http://ca.portcullis.internal/ocsp"},
+				}, root, testKey(t, pki.KeyP256, 0))
+				err := pki.LintDER(c.Raw, pki.LintOptions{})
+				if (err == nil) != tt.ok {
+					t.Errorf("LintDER(server issued %s, %d days) = %v, want ok=%v", at.Format(time.DateOnly), tt.days, err, tt.ok)
+				}
+			})
+		}
 	}
 }
 
@@ -430,7 +446,7 @@ func TestLinter(t *testing.T) {
 
 // TestLintCRL lints a CRL as the CA makes it: number, AKI, reason codes.
 func TestLintCRL(t *testing.T) {
-	for _, kt := range pki.KeyTypes {
+	for _, kt := range pki.KeyTypes() {
 		t.Run(string(kt), func(t *testing.T) {
 			_, certs := buildChain(t, chainOptions{kt: kt, urls: true})
 			var inter *x509.Certificate
@@ -470,5 +486,35 @@ func TestLintCRL(t *testing.T) {
 				t.Errorf("no CRL lint applied")
 			}
 		})
+	}
+}
+
+// TestTablesAreCopies: the package's lookup tables come out as copies, so
+// no caller can change what the CA enforces for everyone else.
+func TestTablesAreCopies(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func()
+		check  func() bool
+	}{
+		{"PrivatePKIExemptions", func() { pki.PrivatePKIExemptions()["e_ext_san_missing"] = "x" },
+			func() bool { _, ok := pki.PrivatePKIExemptions()["e_ext_san_missing"]; return !ok }},
+		{"OfflineRevocationExemptions", func() { pki.OfflineRevocationExemptions()["e_ext_san_missing"] = "x" },
+			func() bool { _, ok := pki.OfflineRevocationExemptions()["e_ext_san_missing"]; return !ok }},
+		{"LintSources", func() { pki.LintSources()[0] = lint.EtsiEsi },
+			func() bool { return pki.LintSources()[0] == lint.RFC5280 }},
+		{"KeyTypes", func() { pki.KeyTypes()[0] = "dsa" },
+			func() bool { return pki.KeyTypes()[0] == pki.KeyP256 }},
+		{"LeafProfiles", func() { pki.LeafProfiles()[0] = pki.ProfileRoot },
+			func() bool { return pki.LeafProfiles()[0] == pki.ProfileServer }},
+	}
+	for _, tt := range tests {
+		tt.mutate()
+		if !tt.check() {
+			t.Errorf("%s: a caller's change to the returned value reached the package", tt.name)
+		}
+	}
+	if err := pki.LintDER(naiveCert(t, false), pki.LintOptions{}); !strings.Contains(fmt.Sprint(err), "e_ext_san_missing") {
+		t.Errorf("LintDER(naive leaf) = %v, want e_ext_san_missing still linted", err)
 	}
 }

@@ -18,13 +18,16 @@ import (
 // for the agent, and a CA should run on Linux or macOS.
 const LintAvailable = true
 
-// LintSources are the zlint sources every certificate is linted against
-// before it is signed. The RFCs are too weak alone to catch a sloppy private
-// CA, so the CA/Browser Forum Baseline Requirements join them as a hygiene
-// baseline, minus the web-PKI-only lints in PrivatePKIExemptions.
-var LintSources = lint.SourceList{
-	lint.RFC5280, lint.RFC5480, lint.RFC3279, lint.RFC8813, lint.RFC5891,
-	lint.Community, lint.CABFBaselineRequirements,
+// LintSources returns the zlint sources every certificate is linted
+// against before it is signed, in a fresh slice. The RFCs are too weak
+// alone to catch a sloppy private CA, so the CA/Browser Forum Baseline
+// Requirements join them as a hygiene baseline, minus the web-PKI-only
+// lints in PrivatePKIExemptions.
+func LintSources() lint.SourceList {
+	return lint.SourceList{
+		lint.RFC5280, lint.RFC5480, lint.RFC3279, lint.RFC8813, lint.RFC5891,
+		lint.Community, lint.CABFBaselineRequirements,
+	}
 }
 
 func registry(exemptions ...map[string]string) func() (lint.Registry, error) {
@@ -35,13 +38,13 @@ func registry(exemptions ...map[string]string) func() (lint.Registry, error) {
 				names = append(names, n)
 			}
 		}
-		return lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: LintSources, ExcludeNames: names})
+		return lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: LintSources(), ExcludeNames: names})
 	})
 }
 
 var (
-	onlineRegistry  = registry(PrivatePKIExemptions)
-	offlineRegistry = registry(PrivatePKIExemptions, OfflineRevocationExemptions)
+	onlineRegistry  = registry(privatePKIExemptions)
+	offlineRegistry = registry(privatePKIExemptions, offlineRevocationExemptions)
 )
 
 // LintDER lints a DER certificate and returns an error wrapping ErrLint that

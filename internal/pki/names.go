@@ -184,47 +184,70 @@ func parsePrefix(s string) (netip.Prefix, error) {
 // ErrNameNotAllowed wraps every refusal of the name policy.
 var ErrNameNotAllowed = errors.New("name not allowed by policy")
 
-// Check returns an error wrapping ErrNameNotAllowed for the first name the
-// policy refuses, or nil.
+// PolicyError is a refusal of the name policy. It names the rule that
+// refused, so an operator knows which line of ca.yaml to change.
+type PolicyError struct {
+	// Kind is the name type as ca.yaml spells it: dns, ip, email, uri.
+	Kind string
+	Name string
+	// List is "deny" when the deny pattern in Patterns matched, "allow"
+	// when none of the allow Patterns did.
+	List     string
+	Patterns []string
+}
+
+func (e *PolicyError) Error() string {
+	what := map[string]string{"dns": "dns name", "ip": "ip address", "email": "email", "uri": "uri"}[e.Kind]
+	if e.List == "deny" {
+		return fmt.Sprintf("%s %q is denied by name_policy.%s.deny %q", what, e.Name, e.Kind, e.Patterns[0])
+	}
+	return fmt.Sprintf("%s %q is not allowed by name_policy.%s.allow %v", what, e.Name, e.Kind, e.Patterns)
+}
+
+// Unwrap makes every PolicyError an ErrNameNotAllowed for errors.Is.
+func (e *PolicyError) Unwrap() error { return ErrNameNotAllowed }
+
+// Check returns a *PolicyError (wrapping ErrNameNotAllowed) for the first
+// name the policy refuses, or nil.
 func (p NamePolicy) Check(n Names) error {
 	for _, d := range n.DNS {
-		if !p.DNS.allows(d, matchDNS) {
-			return fmt.Errorf("%w: DNS name %q", ErrNameNotAllowed, d)
+		if err := p.DNS.check("dns", d, matchDNS); err != nil {
+			return err
 		}
 	}
 	for _, ip := range n.IPs {
-		if !p.IP.allows(ip.String(), matchIP) {
-			return fmt.Errorf("%w: IP address %s", ErrNameNotAllowed, ip)
+		if err := p.IP.check("ip", ip.String(), matchIP); err != nil {
+			return err
 		}
 	}
 	for _, e := range n.Emails {
-		if !p.Email.allows(e, matchEmail) {
-			return fmt.Errorf("%w: email %q", ErrNameNotAllowed, e)
+		if err := p.Email.check("email", e, matchEmail); err != nil {
+			return err
 		}
 	}
 	for _, u := range n.URIs {
-		if !p.URI.allows(u.String(), strings.HasPrefix) {
-			return fmt.Errorf("%w: URI %q", ErrNameNotAllowed, u)
+		if err := p.URI.check("uri", u.String(), strings.HasPrefix); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func (r Rules) allows(name string, match func(name, pattern string) bool) bool {
+func (r Rules) check(kind, name string, match func(name, pattern string) bool) error {
 	for _, pat := range r.Deny {
 		if match(name, pat) {
-			return false
+			return &PolicyError{Kind: kind, Name: name, List: "deny", Patterns: []string{pat}}
 		}
 	}
 	if len(r.Allow) == 0 {
-		return true
+		return nil
 	}
 	for _, pat := range r.Allow {
 		if match(name, pat) {
-			return true
+			return nil
 		}
 	}
-	return false
+	return &PolicyError{Kind: kind, Name: name, List: "allow", Patterns: r.Allow}
 }
 
 func matchDNS(name, pat string) bool {

@@ -310,6 +310,33 @@ func uriNames(s ...string) pki.Names {
 	return n
 }
 
+// TestNamePolicyErrorNamesRule: a refusal says which ca.yaml rule refused,
+// so an operator of an unattended renewal knows what to change.
+func TestNamePolicyErrorNamesRule(t *testing.T) {
+	policy := pki.NamePolicy{
+		DNS: pki.Rules{Allow: []string{".corp.example.com", "localhost"}, Deny: []string{"admin.corp.example.com"}},
+		IP:  pki.Rules{Allow: []string{"10.0.0.0/8"}},
+	}
+	tests := []struct {
+		names pki.Names
+		want  string
+	}{
+		{dnsNames("x.evil.com"), `dns name "x.evil.com" is not allowed by name_policy.dns.allow [.corp.example.com localhost]`},
+		{dnsNames("admin.corp.example.com"), `dns name "admin.corp.example.com" is denied by name_policy.dns.deny "admin.corp.example.com"`},
+		{ipNames("192.168.1.1"), `ip address "192.168.1.1" is not allowed by name_policy.ip.allow [10.0.0.0/8]`},
+	}
+	for _, tt := range tests {
+		err := policy.Check(tt.names)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("Check(%+v) = %v, want %s", tt.names, err, tt.want)
+		}
+		var pe *pki.PolicyError
+		if !errors.As(err, &pe) || !errors.Is(err, pki.ErrNameNotAllowed) {
+			t.Errorf("Check(%+v) = %T, want a *PolicyError wrapping ErrNameNotAllowed", tt.names, err)
+		}
+	}
+}
+
 func TestNamePolicyValidate(t *testing.T) {
 	tests := []struct {
 		name    string

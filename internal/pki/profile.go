@@ -26,12 +26,13 @@ const (
 	ProfileOCSP         Profile = "ocsp"
 )
 
-// LeafProfiles are the profiles `ca issue` and `ca sign` accept.
-var LeafProfiles = []Profile{ProfileServer, ProfileClient, ProfileDevice}
+// LeafProfiles are the profiles `ca issue` and `ca sign` accept, in a
+// fresh slice.
+func LeafProfiles() []Profile { return []Profile{ProfileServer, ProfileClient, ProfileDevice} }
 
 // ParseProfile accepts a leaf profile name.
 func ParseProfile(s string) (Profile, error) {
-	for _, p := range LeafProfiles {
+	for _, p := range LeafProfiles() {
 		if string(p) == strings.ToLower(s) {
 			return p, nil
 		}
@@ -101,9 +102,9 @@ type Request struct {
 	IssuerURLs []string
 }
 
-// OIDOCSPNoCheck is id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): relying
+// oidOCSPNoCheck is id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): relying
 // parties need not check a delegated OCSP responder's own revocation.
-var OIDOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
+var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
 
 // Template builds the certificate template for r with serial. It sets every
 // extension itself from the profile, so a CSR can never smuggle one in.
@@ -142,6 +143,8 @@ func Template(r Request, serial *big.Int) (*x509.Certificate, error) {
 		t.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
 		// anyPolicy: RFC 5280 path validation with a policy set needs
 		// one, and CABF requires the extension on subordinate CAs.
+		// OIDFromInts fails only for fewer than two arcs or a first arc
+		// over 2; this constant has neither.
 		anyPolicy, _ := x509.OIDFromInts([]uint64{2, 5, 29, 32, 0})
 		t.Policies = []x509.OID{anyPolicy}
 		t.CRLDistributionPoints = r.CRLURLs
@@ -153,7 +156,7 @@ func Template(r Request, serial *big.Int) (*x509.Certificate, error) {
 		t.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}
 		// No CDP or AIA-OCSP on a responder certificate (CABF
 		// e_ocsp_cert_cdp_forbidden); nocheck instead.
-		t.ExtraExtensions = []pkix.Extension{{Id: OIDOCSPNoCheck, Value: []byte{0x05, 0x00}}}
+		t.ExtraExtensions = []pkix.Extension{{Id: oidOCSPNoCheck, Value: []byte{0x05, 0x00}}}
 		return t, nil
 	case ProfileServer, ProfileClient, ProfileDevice:
 		return leafTemplate(t, r)

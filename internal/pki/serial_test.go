@@ -115,7 +115,7 @@ func TestSerialStringRoundTrip(t *testing.T) {
 // (1) computed from the certificate itself, and against what Go computes
 // when a CA template has no SKI.
 func TestSubjectKeyID(t *testing.T) {
-	for _, kt := range pki.KeyTypes {
+	for _, kt := range pki.KeyTypes() {
 		t.Run(string(kt), func(t *testing.T) {
 			key := testKey(t, kt, 0)
 			got, err := pki.SubjectKeyID(key.Public())

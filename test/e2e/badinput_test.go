@@ -153,7 +153,11 @@ func TestBadInput(t *testing.T) {
 			argv: func(t *testing.T, ca *testCA) []string {
 				return []string{"ca", "issue", "client", "zed", "--dir", ca.dir, "--passphrase-file", filepath.Join(t.TempDir(), "nope")}
 			}},
-		{name: "dir under a regular file", code: 1, want: []string{"no CA"},
+		{name: "dir without a CA", code: 1, want: []string{"no CA here", "--dir", "./portcullis-data"},
+			argv: func(t *testing.T, ca *testCA) []string {
+				return []string{"ca", "list", "--dir", filepath.Join(t.TempDir(), "pki"), "--passphrase-file", ca.passFile}
+			}},
+		{name: "dir under a regular file", code: 1, want: []string{"no CA", "--dir"},
 			argv: func(_ *testing.T, ca *testCA) []string {
 				return []string{"ca", "issue", "client", "zed", "--dir", filepath.Join(ca.passFile, "pki"), "--passphrase-file", ca.passFile}
 			}},
@@ -169,6 +173,8 @@ func TestBadInput(t *testing.T) {
 		{name: "revoke unknown serial", argv: argv("ca", "revoke", "0badc0ffee"), code: 1, want: []string{"0badc0ffee"}},
 		{name: "revoke twice", code: 1, want: []string{"already revoked"},
 			argv: func(t *testing.T, ca *testCA) []string { return ca.args("ca", "revoke", serialOf(t, ca, "alice")) }},
+		{name: "renew a name the policy now forbids", setup: dnsPolicy, argv: argv("ca", "renew", "web"), code: 1,
+			want: []string{`renewing "web": dns name "web.example.com" is not allowed by name_policy.dns.allow [.corp.example.com]`}},
 		{name: "renew a revoked certificate", code: 1, want: []string{"revoked"},
 			argv: func(t *testing.T, ca *testCA) []string { return ca.args("ca", "renew", serialOf(t, ca, "alice")) }},
 		{name: "ca.yaml with an unknown key", code: 1, want: []string{"ca.yaml", "bogus_key"},
@@ -185,7 +191,7 @@ func TestBadInput(t *testing.T) {
 			},
 			argv: argv("ca", "issue", "client", "zed")},
 		{name: "init over an existing CA", argv: argv("ca", "init"), code: 1, want: []string{"already exists"}},
-		{name: "server without names", argv: argv("ca", "issue", "server", "nonames"), want: []string{"DNS name or IP"}},
+		{name: "server without names", argv: argv("ca", "issue", "server", "nonames"), code: 2, want: []string{"--dns", "--ip"}},
 		{name: "name with a path", argv: argv("ca", "issue", "client", "../../evil"), code: 1, want: []string{"../../evil"},
 			after: func(t *testing.T, ca *testCA) {
 				for _, p := range []string{filepath.Join(ca.dir, "..", "evil.crt"), filepath.Join(ca.dir, "..", "evil.key")} {
@@ -198,6 +204,14 @@ func TestBadInput(t *testing.T) {
 		{name: "bad lifetime", argv: argv("ca", "issue", "client", "zed", "--lifetime", "forever"), code: 2, want: []string{"--lifetime", "forever"}},
 		{name: "unknown flag", argv: argv("ca", "issue", "client", "zed", "--bogus"), code: 2, want: []string{"--bogus"}},
 		{name: "PKCS#12 without a password", argv: argv("ca", "export", "web", "--p12"), code: 1, want: []string{"password"}},
+		{name: "export a revoked certificate", argv: argv("ca", "export", "alice"), code: 1,
+			want: []string{`certificate "alice" is revoked (superseded)`, "ca show"}},
+		{name: "PKCS#12 of a revoked certificate", code: 1, want: []string{`certificate "alice" is revoked (superseded)`},
+			argv: func(t *testing.T, ca *testCA) []string {
+				pw := filepath.Join(t.TempDir(), "p12.pass")
+				writeFile(t, pw, "p12-password\n")
+				return ca.args("ca", "export", "alice", "--p12", "--password-file", pw)
+			}},
 		{name: "show unknown", argv: argv("ca", "show", "nosuch"), code: 1, want: []string{`"nosuch"`}},
 	}
 	for _, tc := range cases {

@@ -58,11 +58,14 @@ func TestListAndShow(t *testing.T) {
 	if got := ca.ok(t, "ca", "show", serialHex(cert), "--pem").stdout; got != string(readFile(t, ca.path("issued", "web.crt"))) {
 		t.Errorf("ca show SERIAL --pem differs from issued/web.crt:\n%s", got)
 	}
-	var gone certView
-	if err := json.Unmarshal([]byte(ca.ok(t, "ca", "show", serialOf(t, ca, "gone"), "--json").stdout), &gone); err != nil {
-		t.Fatal(err)
-	}
-	if gone.Status != "revoked" || gone.Reason != "cessationOfOperation" || gone.RevokedAt.IsZero() {
-		t.Errorf("ca show of a revoked certificate: status %q, reason %q, revoked at %v", gone.Status, gone.Reason, gone.RevokedAt)
+	// By serial and by name: a revoked certificate is still shown.
+	for _, ref := range []string{serialOf(t, ca, "gone"), "gone"} {
+		var gone certView
+		if err := json.Unmarshal([]byte(ca.ok(t, "ca", "show", ref, "--json").stdout), &gone); err != nil {
+			t.Fatal(err)
+		}
+		if gone.Status != "revoked" || gone.Reason != "cessationOfOperation" || gone.RevokedAt.IsZero() {
+			t.Errorf("ca show %s (revoked): status %q, reason %q, revoked at %v", ref, gone.Status, gone.Reason, gone.RevokedAt)
+		}
 	}
 }
