@@ -33,7 +33,7 @@ type Config struct {
 	// /metrics, /status); empty for none.
 	Status          string    `yaml:"status,omitempty"`
 	ShutdownTimeout Duration  `yaml:"shutdown_timeout,omitempty"`
-	Services        []Service `yaml:"services"`
+	Services        []Service `yaml:"services" strictyaml:"service"`
 }
 
 // Service is one proxied service.
