@@ -159,8 +159,8 @@ func (f *tunnelFlags) config() (tunnel.Config, error) {
 		s.Revocation = &tunnel.Revocation{CRLs: f.crls, OCSP: f.ocsp, Mode: f.revocationMode}
 	}
 	cfg := tunnel.Config{Version: tunnel.ConfigVersion, Status: f.status, ShutdownTimeout: tunnel.Duration(f.shutdownTimeout),
-		Services: []tunnel.Service{s}}.WithDefaults()
-	return cfg, cfg.Validate()
+		Services: []tunnel.Service{s}}
+	return cfg.WithDefaults(), nil
 }
 
 func loadTunnelConfig(path string) (tunnel.Config, error) {
@@ -168,7 +168,7 @@ func loadTunnelConfig(path string) (tunnel.Config, error) {
 	if err != nil {
 		return tunnel.Config{}, fmt.Errorf("reading tunnel config: %w", err)
 	}
-	cfg, err := tunnel.ParseConfig(data)
+	cfg, err := tunnel.DecodeConfig(data)
 	if err != nil {
 		return tunnel.Config{}, fmt.Errorf("%s: %w", path, err)
 	}
@@ -228,7 +228,7 @@ func runTunnel(c *cobra.Command, f *tunnelFlags, load func() (tunnel.Config, err
 	defer stop()
 	p, err := tunnel.New(ctx, cfg, tunnel.Options{Logger: log, Audit: obs.NewAuditLogger(logOut), TimedReload: f.timedReload, TrimMemory: true})
 	if err != nil {
-		return err
+		return f.configError(err)
 	}
 	if f.check {
 		stop()
@@ -238,17 +238,29 @@ func runTunnel(c *cobra.Command, f *tunnelFlags, load func() (tunnel.Config, err
 	for name, a := range p.Addrs() {
 		log.Info("listening", slog.String("listen", name), slog.String("addr", a.String()))
 	}
-	if cfg.Status != "" {
+	if a := p.StatusAddr(); a != (tunnel.Addr{}) {
 		h := p.StatusHandler()
 		if f.pprof {
 			h = withPprof(h)
 		}
-		if err := serveStatus(ctx, cfg.Status, h, log, f.pprof); err != nil {
+		if err := serveStatus(ctx, a, h, log, f.pprof); err != nil {
 			return err
 		}
 	}
-	go reloadOnHUP(ctx, p, load, log)
+	go reloadOnHUP(ctx, p, f, load, log)
 	return p.Run(ctx)
+}
+
+// configError says where an invalid configuration came from: a file is
+// named, flags are a usage error.
+func (f *tunnelFlags) configError(err error) error {
+	switch {
+	case !errors.Is(err, tunnel.ErrInvalidConfig):
+		return err
+	case f.configFile != "":
+		return fmt.Errorf("%s: %w", f.configFile, err)
+	}
+	return usageError{err}
 }
 
 func firstSet(a, b string) string {
@@ -260,7 +272,7 @@ func firstSet(a, b string) string {
 
 // reloadOnHUP re-reads the configuration (and with it every certificate,
 // key and CRL) on SIGHUP.
-func reloadOnHUP(ctx context.Context, p *tunnel.Proxy, load func() (tunnel.Config, error), log *slog.Logger) {
+func reloadOnHUP(ctx context.Context, p *tunnel.Proxy, f *tunnelFlags, load func() (tunnel.Config, error), log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -272,7 +284,7 @@ func reloadOnHUP(ctx context.Context, p *tunnel.Proxy, load func() (tunnel.Confi
 			log.Info("SIGHUP: reloading")
 			cfg, err := load()
 			if err == nil {
-				err = p.Reload(cfg)
+				err = f.configError(p.Reload(cfg))
 			}
 			if err != nil {
 				log.Error("reload failed; the previous configuration keeps running", slog.Any("error", err))
@@ -294,11 +306,7 @@ func withPprof(h http.Handler) http.Handler {
 	return mux
 }
 
-func serveStatus(ctx context.Context, addr string, h http.Handler, log *slog.Logger, long bool) error {
-	a, err := tunnel.ParseAddr(addr)
-	if err != nil {
-		return err
-	}
+func serveStatus(ctx context.Context, a tunnel.Addr, h http.Handler, log *slog.Logger, long bool) error {
 	ln, err := net.Listen(a.Network, a.Address)
 	if err != nil {
 		return fmt.Errorf("status listener: %w", err)

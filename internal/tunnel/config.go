@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -136,9 +137,70 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports every problem at once and changes nothing. It expects
-// defaults applied.
+// compiled is a Config parsed and checked, once: addresses, access rules,
+// key exchanges and revocation settings in the types the proxy runs on.
+// Nothing downstream parses the Config again.
+type compiled struct {
+	// status is the status listener's address; zero for none.
+	status          Addr
+	shutdownTimeout time.Duration
+	services        []compiledService
+}
+
+// compiledService is one Service, compiled. The field names are those of
+// Service where the meaning is the same.
+type compiledService struct {
+	Name   string
+	Mode   string // ModeServer or ModeClient
+	Listen Addr
+	SNI    []string
+	// Targets are tried in order, or rotated when RoundRobin.
+	Targets    []Addr
+	RoundRobin bool
+	Identity   Identity
+	// Anonymous: a client-mode service that presents no certificate and
+	// needs only the CA bundle.
+	Anonymous bool
+	// Rules are the compiled allow (server) or verify (client) rules; nil
+	// for a client that checks the chain and host name only.
+	Rules                 *policy.Policy
+	ServerName            string
+	DisableAuthentication bool
+	// Curves replace the default key exchanges when not empty.
+	Curves        []tls.CurveID
+	Revocation    *revocation.Config
+	ProxyProtocol bool
+
+	ConnectTimeout   time.Duration
+	HandshakeTimeout time.Duration
+	CloseTimeout     time.Duration
+	MaxConnLifetime  time.Duration
+	MaxConns         int
+}
+
+// Validate reports every problem at once and changes nothing. It runs the
+// compile step New and Reload run: what it accepts, they run.
 func (c Config) Validate() error {
+	_, err := c.compile()
+	return err
+}
+
+// ErrInvalidConfig is what every error of Validate (and of New and Reload
+// for a config that does not validate) is, for errors.Is: the config is
+// wrong, as opposed to a file it names failing to load.
+var ErrInvalidConfig = errors.New("invalid tunnel configuration")
+
+// invalidConfig marks a validation error without changing its message.
+type invalidConfig struct{ error }
+
+func (e invalidConfig) Is(target error) bool { return target == ErrInvalidConfig }
+func (e invalidConfig) Unwrap() error        { return e.error }
+
+// compile applies defaults, checks c and returns it parsed; the error
+// lists every problem.
+func (c Config) compile() (compiled, error) {
+	c = c.WithDefaults()
+	out := compiled{shutdownTimeout: time.Duration(c.ShutdownTimeout)}
 	var errs []error
 	if c.Version != ConfigVersion {
 		errs = append(errs, fmt.Errorf("version: %d, want %d", c.Version, ConfigVersion))
@@ -147,28 +209,36 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("services: none"))
 	}
 	if c.Status != "" {
-		if _, err := ParseAddr(c.Status); err != nil {
+		a, err := ParseAddr(c.Status)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("status: %w", err))
 		}
+		out.status = a
 	}
 	names := map[string]bool{}
-	byListen := map[string][]*Service{}
-	for i := range c.Services {
-		s := &c.Services[i]
+	for _, s := range c.Services {
 		if names[s.Name] {
 			errs = append(errs, fmt.Errorf("service %q: name used twice", s.Name))
 		}
 		names[s.Name] = true
-		errs = append(errs, s.validate())
-		byListen[s.Listen] = append(byListen[s.Listen], s)
+		cs, err := s.compile()
+		errs = append(errs, err)
+		out.services = append(out.services, cs)
 	}
-	for listen, group := range byListen {
-		errs = append(errs, validateShared(listen, group))
+	errs = append(errs, validateShared(out.services))
+	if err := errors.Join(errs...); err != nil {
+		return compiled{}, invalidConfig{err}
 	}
-	return errors.Join(errs...)
+	return out, nil
 }
 
-func (s *Service) validate() error {
+// compile checks one service (defaults applied) and parses it.
+func (s Service) compile() (compiledService, error) {
+	cs := compiledService{Name: s.Name, Mode: s.Mode, SNI: s.SNI, RoundRobin: s.Failover == FailoverRoundRobin,
+		Identity: s.Identity, ServerName: s.ServerName, DisableAuthentication: s.DisableAuthentication,
+		ProxyProtocol: s.ProxyProtocol, ConnectTimeout: time.Duration(s.ConnectTimeout),
+		HandshakeTimeout: time.Duration(s.HandshakeTimeout), CloseTimeout: time.Duration(s.CloseTimeout),
+		MaxConnLifetime: time.Duration(s.MaxConnLifetime), MaxConns: s.MaxConns}
 	var errs []error
 	bad := func(format string, a ...any) {
 		errs = append(errs, fmt.Errorf("service %q: "+format, append([]any{s.Name}, a...)...))
@@ -180,6 +250,7 @@ func (s *Service) validate() error {
 	if err != nil {
 		bad("listen: %v", err)
 	}
+	cs.Listen = listen
 	if len(s.Targets) == 0 {
 		bad("targets: none")
 	}
@@ -192,6 +263,7 @@ func (s *Service) validate() error {
 		if s.Mode == ModeServer && !s.UnsafeTarget && !a.Loopback() {
 			bad("target %s is not loopback or a UNIX socket: plaintext would cross the network (set unsafe_target / --unsafe-target to allow)", t)
 		}
+		cs.Targets = append(cs.Targets, a)
 	}
 	if s.Mode == ModeClient && err == nil && !s.UnsafeListen && !listen.Loopback() {
 		bad("listen %s is not loopback or a UNIX socket: anyone on the network could use this client's identity (set unsafe_listen / --unsafe-listen to allow)", s.Listen)
@@ -200,10 +272,11 @@ func (s *Service) validate() error {
 		bad("failover %q: want priority or round-robin", s.Failover)
 	}
 	id := s.Identity
+	cs.Anonymous = s.Mode == ModeClient && s.DisableAuthentication && id.Cert == "" && id.Key == "" && id.Keystore == ""
 	switch {
 	case id.Keystore != "" && (id.Cert != "" || id.Key != ""):
 		bad("identity: keystore and cert/key exclude each other")
-	case s.Mode == ModeClient && s.DisableAuthentication:
+	case cs.Anonymous:
 	case id.Keystore == "" && (id.Cert == "" || id.Key == ""):
 		bad("identity: want keystore, or cert and key")
 	}
@@ -211,7 +284,7 @@ func (s *Service) validate() error {
 		bad("identity.cacert: required (the CA bundle peers are verified against)")
 	}
 	if s.Mode == ModeServer {
-		if err := s.Allow.Validate(); err != nil {
+		if cs.Rules, err = policy.Compile(s.Allow); err != nil {
 			bad("allow: %v", err)
 		}
 		if s.ServerName != "" || s.DisableAuthentication || !emptyRules(s.Verify) {
@@ -219,7 +292,7 @@ func (s *Service) validate() error {
 		}
 	} else {
 		if !emptyRules(s.Verify) {
-			if err := s.Verify.Validate(); err != nil {
+			if cs.Rules, err = policy.Compile(s.Verify); err != nil {
 				bad("verify: %v", err)
 			}
 		}
@@ -228,24 +301,46 @@ func (s *Service) validate() error {
 		}
 	}
 	if s.Revocation != nil {
-		if _, err := s.Revocation.config(); err != nil {
+		rc, err := s.Revocation.config()
+		if err != nil {
 			bad("revocation: %v", err)
 		}
+		cs.Revocation = &rc
 	}
 	if s.MaxConns < 0 {
 		bad("max_concurrent_conns: negative")
 	}
 	if len(s.Curves) > 0 {
-		if _, err := tlsconf.ParseCurves(s.Curves); err != nil {
+		if cs.Curves, err = tlsconf.ParseCurves(s.Curves); err != nil {
 			bad("curves: %v", err)
 		}
 	}
-	return errors.Join(errs...)
+	return cs, errors.Join(errs...)
 }
 
 // validateShared checks services sharing a listen address: all server mode,
 // SNI names unique, at most one default.
-func validateShared(listen string, group []*Service) error {
+func validateShared(services []compiledService) error {
+	byListen := map[Addr][]*compiledService{}
+	var order []Addr
+	for i := range services {
+		s := &services[i]
+		if s.Listen == (Addr{}) {
+			continue // reported already
+		}
+		if byListen[s.Listen] == nil {
+			order = append(order, s.Listen)
+		}
+		byListen[s.Listen] = append(byListen[s.Listen], s)
+	}
+	var errs []error
+	for _, listen := range order {
+		errs = append(errs, validateGroup(listen, byListen[listen]))
+	}
+	return errors.Join(errs...)
+}
+
+func validateGroup(listen Addr, group []*compiledService) error {
 	if len(group) < 2 {
 		return nil
 	}
@@ -287,10 +382,10 @@ func (r *Revocation) config() (revocation.Config, error) {
 	return c, nil
 }
 
-// ParseConfig decodes tunnels.yaml strictly (unknown keys, a second
-// document and a missing version are errors), applies defaults and
-// validates.
-func ParseConfig(data []byte) (Config, error) {
+// DecodeConfig decodes tunnels.yaml strictly (unknown keys, a second
+// document and a missing version are errors) and applies defaults. New
+// validates and compiles what it returns; ParseConfig validates too.
+func DecodeConfig(data []byte) (Config, error) {
 	var c Config
 	if err := strictyaml.Decode(data, &c); err != nil {
 		return Config{}, err
@@ -298,7 +393,16 @@ func ParseConfig(data []byte) (Config, error) {
 	if c.Version == 0 {
 		return Config{}, errors.New("version: missing")
 	}
-	c = c.WithDefaults()
+	return c.WithDefaults(), nil
+}
+
+// ParseConfig is DecodeConfig and Validate: for a check of a file without
+// running it.
+func ParseConfig(data []byte) (Config, error) {
+	c, err := DecodeConfig(data)
+	if err != nil {
+		return Config{}, err
+	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
