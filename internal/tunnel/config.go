@@ -280,6 +280,9 @@ func (s Service) compile() (compiledService, error) {
 	case id.Keystore == "" && (id.Cert == "" || id.Key == ""):
 		bad("identity: want keystore, or cert and key")
 	}
+	if id.Storepass != "" && id.StorepassFile != "" {
+		bad("identity: storepass and storepass_file exclude each other")
+	}
 	if id.CACert == "" {
 		bad("identity.cacert: required (the CA bundle peers are verified against)")
 	}

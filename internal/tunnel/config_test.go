@@ -317,6 +317,9 @@ func TestValidate(t *testing.T) {
 		{"keystore alone", func(c *tunnel.Config) {
 			c.Services[web].Identity = tunnel.Identity{Keystore: "id.p12", CACert: "ca.pem"}
 		}, ""},
+		{"storepass and storepass file", func(c *tunnel.Config) {
+			c.Services[web].Identity.Storepass, c.Services[web].Identity.StorepassFile = "secret", "pass.txt"
+		}, "storepass and storepass_file exclude each other"},
 		{"cert without key", func(c *tunnel.Config) { c.Services[web].Identity.Key = "" }, "want keystore, or cert and key"},
 		{"client without identity", func(c *tunnel.Config) { c.Services[out].Identity = tunnel.Identity{CACert: "ca.pem"} }, "want keystore, or cert and key"},
 		{"client without identity, authentication disabled", func(c *tunnel.Config) {
