@@ -148,7 +148,7 @@ func (f *tunnelFlags) config() tunnel.Config {
 	if len(f.crls) > 0 || f.ocsp {
 		s.Revocation = &tunnel.Revocation{CRLs: f.crls, OCSP: f.ocsp, Mode: f.revocationMode}
 	}
-	cfg := tunnel.Config{Version: tunnel.ConfigVersion, Status: f.status, ShutdownTimeout: tunnel.Duration(f.shutdownTimeout),
+	cfg := tunnel.Config{Source: tunnel.SourceFlags, Version: tunnel.ConfigVersion, Status: f.status, ShutdownTimeout: tunnel.Duration(f.shutdownTimeout),
 		Services: []tunnel.Service{s}}
 	return cfg.WithDefaults()
 }

@@ -26,10 +26,22 @@ const (
 	ModeClient = "client" // accept plaintext, dial the targets over mTLS
 )
 
+// Source is where a Config came from.
+type Source int
+
+// Sources of a Config.
+const (
+	SourceFile  Source = iota // tunnels.yaml
+	SourceFlags               // the single-service flags of `tunnel server|client`
+)
+
 // Config is a tunnel process: many services, one status listener. Flags
 // (one service, ghostunnel's names) and tunnels.yaml both fill it.
 type Config struct {
-	Version int `yaml:"version"`
+	// Source is where the config came from, so that its errors name what
+	// the user typed: a tunnels.yaml key or a flag.
+	Source  Source `yaml:"-"`
+	Version int    `yaml:"version"`
 	// Status is the address of the status listener (/healthz, /readyz,
 	// /metrics, /status); empty for none.
 	Status          string    `yaml:"status,omitempty"`
@@ -200,6 +212,7 @@ func (e invalidConfig) Unwrap() error        { return e.error }
 // lists every problem.
 func (c Config) compile() (compiled, error) {
 	c = c.WithDefaults()
+	n := names{flags: c.Source == SourceFlags}
 	out := compiled{shutdownTimeout: time.Duration(c.ShutdownTimeout)}
 	var errs []error
 	if c.Version != ConfigVersion {
@@ -211,7 +224,7 @@ func (c Config) compile() (compiled, error) {
 	if c.Status != "" {
 		a, err := ParseAddr(c.Status)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("status: %w", err))
+			errs = append(errs, fmt.Errorf("%s: %w", n.key("status"), err))
 		}
 		out.status = a
 	}
@@ -221,7 +234,7 @@ func (c Config) compile() (compiled, error) {
 			errs = append(errs, fmt.Errorf("service %q: name used twice", s.Name))
 		}
 		names[s.Name] = true
-		cs, err := s.compile()
+		cs, err := s.compile(n)
 		errs = append(errs, err)
 		out.services = append(out.services, cs)
 	}
@@ -232,8 +245,9 @@ func (c Config) compile() (compiled, error) {
 	return out, nil
 }
 
-// compile checks one service (defaults applied) and parses it.
-func (s Service) compile() (compiledService, error) {
+// compile checks one service (defaults applied) and parses it; n names
+// its settings as the user wrote them.
+func (s Service) compile(n names) (compiledService, error) {
 	cs := compiledService{Name: s.Name, Mode: s.Mode, SNI: s.SNI, RoundRobin: s.Failover == FailoverRoundRobin,
 		Identity: s.Identity, ServerName: s.ServerName, DisableAuthentication: s.DisableAuthentication,
 		ProxyProtocol: s.ProxyProtocol, ConnectTimeout: time.Duration(s.ConnectTimeout),
@@ -241,62 +255,71 @@ func (s Service) compile() (compiledService, error) {
 		MaxConnLifetime: time.Duration(s.MaxConnLifetime), MaxConns: s.MaxConns}
 	var errs []error
 	bad := func(format string, a ...any) {
-		errs = append(errs, fmt.Errorf("service %q: "+format, append([]any{s.Name}, a...)...))
+		err := fmt.Errorf(format, a...)
+		if !n.flags {
+			// Flags configure one service: naming it would only confuse.
+			err = fmt.Errorf("service %q: %w", s.Name, err)
+		}
+		errs = append(errs, err)
 	}
 	if s.Mode != ModeServer && s.Mode != ModeClient {
 		bad("mode %q: want server or client", s.Mode)
 	}
 	listen, err := ParseAddr(s.Listen)
 	if err != nil {
-		bad("listen: %v", err)
+		bad("%s: %v", n.key("listen"), err)
 	}
 	cs.Listen = listen
 	if len(s.Targets) == 0 {
-		bad("targets: none")
+		bad("%s is required", n.key("targets"))
 	}
 	for _, t := range s.Targets {
 		a, err := ParseAddr(t)
 		if err != nil {
-			bad("target: %v", err)
+			bad("%s: %v", n.key("target"), err)
 			continue
 		}
 		if s.Mode == ModeServer && !s.UnsafeTarget && !a.Loopback() {
-			bad("target %s is not loopback or a UNIX socket: plaintext would cross the network (set unsafe_target / --unsafe-target to allow)", t)
+			bad("%s %s is not loopback or a UNIX socket: plaintext would cross the network (%s to allow)", n.key("target"), t, n.enable("unsafe_target"))
 		}
 		cs.Targets = append(cs.Targets, a)
 	}
 	if s.Mode == ModeClient && err == nil && !s.UnsafeListen && !listen.Loopback() {
-		bad("listen %s is not loopback or a UNIX socket: anyone on the network could use this client's identity (set unsafe_listen / --unsafe-listen to allow)", s.Listen)
+		bad("%s %s is not loopback or a UNIX socket: anyone on the network could use this client's identity (%s to allow)", n.key("listen"), s.Listen, n.enable("unsafe_listen"))
 	}
 	if s.Failover != FailoverPriority && s.Failover != FailoverRoundRobin {
-		bad("failover %q: want priority or round-robin", s.Failover)
+		bad("%s %q: want priority or round-robin", n.key("failover"), s.Failover)
 	}
 	id := s.Identity
 	cs.Anonymous = s.Mode == ModeClient && s.DisableAuthentication && id.Cert == "" && id.Key == "" && id.Keystore == ""
 	switch {
 	case id.Keystore != "" && (id.Cert != "" || id.Key != ""):
-		bad("identity: keystore and cert/key exclude each other")
+		bad("%s", n.say("identity: keystore and cert/key exclude each other", "--keystore and --cert/--key exclude each other"))
 	case cs.Anonymous:
 	case id.Keystore == "" && (id.Cert == "" || id.Key == ""):
-		bad("identity: want keystore, or cert and key")
+		bad("%s", n.say("identity: want keystore, or cert and key", "want --keystore, or --cert and --key"))
 	}
 	if id.Storepass != "" && id.StorepassFile != "" {
-		bad("identity: storepass and storepass_file exclude each other")
+		bad("%s", n.say("identity: storepass and storepass_file exclude each other", "--storepass and --storepass-file exclude each other"))
 	}
 	if id.CACert == "" {
-		bad("identity.cacert: required (the CA bundle peers are verified against)")
+		bad("%s is required (the CA bundle peers are verified against)", n.key("identity.cacert"))
 	}
 	if s.Mode == ModeServer {
-		if cs.Rules, err = policy.Compile(s.Allow); err != nil {
-			bad("allow: %v", err)
+		var rerrs []error
+		cs.Rules, rerrs = n.rules(s.Allow, "allow")
+		for _, err := range rerrs {
+			bad("%w", err)
 		}
 		if s.ServerName != "" || s.DisableAuthentication || !emptyRules(s.Verify) {
 			bad("server_name, verify and disable_authentication are client-mode settings")
 		}
 	} else {
 		if !emptyRules(s.Verify) {
-			if cs.Rules, err = policy.Compile(s.Verify); err != nil {
-				bad("verify: %v", err)
+			var rerrs []error
+			cs.Rules, rerrs = n.rules(s.Verify, "verify")
+			for _, err := range rerrs {
+				bad("%w", err)
 			}
 		}
 		if !emptyRules(s.Allow) || s.ProxyProtocol || len(s.SNI) > 0 {
@@ -304,18 +327,18 @@ func (s Service) compile() (compiledService, error) {
 		}
 	}
 	if s.Revocation != nil {
-		rc, err := s.Revocation.config()
+		rc, err := s.Revocation.config(n)
 		if err != nil {
-			bad("revocation: %v", err)
+			bad("%w", err)
 		}
 		cs.Revocation = &rc
 	}
 	if s.MaxConns < 0 {
-		bad("max_concurrent_conns: negative")
+		bad("%s: negative", n.key("max_concurrent_conns"))
 	}
 	if len(s.Curves) > 0 {
 		if cs.Curves, err = tlsconf.ParseCurves(s.Curves); err != nil {
-			bad("curves: %v", err)
+			bad("%s: %v", n.key("curves"), err)
 		}
 	}
 	return cs, errors.Join(errs...)
@@ -371,16 +394,16 @@ func validateGroup(listen Addr, group []*compiledService) error {
 	return errors.Join(errs...)
 }
 
-func (r *Revocation) config() (revocation.Config, error) {
+func (r *Revocation) config(n names) (revocation.Config, error) {
 	c := revocation.Config{CRLs: r.CRLs, OCSP: r.OCSP, Mode: revocation.Mode(r.Mode),
 		Refresh: time.Duration(r.Refresh), MaxStale: time.Duration(r.MaxStale)}
 	if len(c.CRLs) == 0 && !c.OCSP {
-		return c, errors.New("neither crls nor ocsp")
+		return c, errors.New("revocation: neither crls nor ocsp")
 	}
 	switch c.Mode {
 	case "", revocation.FailOpen, revocation.FailClosed:
 	default:
-		return c, fmt.Errorf("mode %q: want fail-open or fail-closed", r.Mode)
+		return c, fmt.Errorf("%s %q: want fail-open or fail-closed", n.key("revocation.mode"), r.Mode)
 	}
 	return c, nil
 }
@@ -446,5 +469,10 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 // emptyRules reports whether no access rule is set: a client-mode service
 // then checks the chain and host name only, as ghostunnel without --verify-*.
 func emptyRules(r policy.Rules) bool {
-	return !r.AllowAll && len(r.CN)+len(r.OU)+len(r.DNS)+len(r.IP)+len(r.URI)+len(r.Email)+len(r.SPKI)+len(r.Issuer) == 0
+	return !r.AllowAll && ruleCount(r) == 0
+}
+
+// ruleCount is the number of rule entries besides AllowAll.
+func ruleCount(r policy.Rules) int {
+	return len(r.CN) + len(r.OU) + len(r.DNS) + len(r.IP) + len(r.URI) + len(r.Email) + len(r.SPKI) + len(r.Issuer)
 }
