@@ -22,12 +22,29 @@ func check(doc *yaml.Node, v any) error {
 	if t == nil || t.Kind() != reflect.Pointer {
 		return fmt.Errorf("strictyaml: Decode needs a pointer, not %T", v)
 	}
-	var errs []error
-	walk(&errs, doc.Content[0], t.Elem(), path{})
-	return errors.Join(errs...)
+	c := &checker{budget: maxVisits}
+	c.walk(doc.Content[0], t.Elem(), path{})
+	if c.budget < 0 {
+		return errors.New("aliases expand to too many values")
+	}
+	return errors.Join(c.errs...)
 }
 
-func walk(errs *[]error, n *yaml.Node, t reflect.Type, p path) {
+// maxVisits bounds the values check looks at: aliases of aliases can make a
+// small file expand into billions ("billion laughs").
+const maxVisits = 1 << 20
+
+type checker struct {
+	errs   []error
+	budget int
+}
+
+func (c *checker) add(err error) { c.errs = append(c.errs, err) }
+
+func (c *checker) walk(n *yaml.Node, t reflect.Type, p path) {
+	if c.budget--; c.budget < 0 {
+		return
+	}
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
@@ -35,7 +52,7 @@ func walk(errs *[]error, n *yaml.Node, t reflect.Type, p path) {
 		return
 	}
 	if custom(t) {
-		scalar(errs, n, t, p)
+		c.scalar(n, t, p)
 		return
 	}
 	for t.Kind() == reflect.Pointer {
@@ -44,29 +61,29 @@ func walk(errs *[]error, n *yaml.Node, t reflect.Type, p path) {
 	switch t.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			*errs = append(*errs, valueError(n, p, "want a mapping"))
+			c.add(valueError(n, p, "want a mapping"))
 			return
 		}
-		mapping(errs, n, fieldsOf(t), p)
+		c.mapping(n, fieldsOf(t), p)
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			*errs = append(*errs, valueError(n, p, "want a mapping"))
+			c.add(valueError(n, p, "want a mapping"))
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			walk(errs, n.Content[i+1], t.Elem(), p.key(n.Content[i].Value))
+			c.walk(n.Content[i+1], t.Elem(), p.key(n.Content[i].Value))
 		}
 	case reflect.Slice, reflect.Array:
 		if n.Kind != yaml.SequenceNode {
-			*errs = append(*errs, valueError(n, p, "want a list"))
+			c.add(valueError(n, p, "want a list"))
 			return
 		}
 		for i, item := range n.Content {
-			walk(errs, item, t.Elem(), p.index(i))
+			c.walk(item, t.Elem(), p.index(i))
 		}
 	case reflect.Interface:
 	default:
-		scalar(errs, n, t, p)
+		c.scalar(n, t, p)
 	}
 }
 
@@ -78,7 +95,7 @@ func custom(t reflect.Type) bool {
 }
 
 // scalar decodes n alone into a fresh t to learn whether it fits.
-func scalar(errs *[]error, n *yaml.Node, t reflect.Type, p path) {
+func (c *checker) scalar(n *yaml.Node, t reflect.Type, p path) {
 	err := n.Decode(reflect.New(t).Interface())
 	if err == nil {
 		return
@@ -86,10 +103,10 @@ func scalar(errs *[]error, n *yaml.Node, t reflect.Type, p path) {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		// A type's own UnmarshalYAML speaks for itself.
-		*errs = append(*errs, valueError(n, p, "%v", err))
+		c.add(valueError(n, p, "%v", err))
 		return
 	}
-	*errs = append(*errs, valueError(n, p, "want %s", kindName(t)))
+	c.add(valueError(n, p, "want %s", kindName(t)))
 }
 
 func valueError(n *yaml.Node, p path, format string, a ...any) error {
@@ -163,7 +180,7 @@ func fieldsOf(t reflect.Type) []field {
 }
 
 // mapping checks the keys of one struct's mapping and walks their values.
-func mapping(errs *[]error, n *yaml.Node, fields []field, p path) {
+func (c *checker) mapping(n *yaml.Node, fields []field, p path) {
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -173,12 +190,12 @@ func mapping(errs *[]error, n *yaml.Node, fields []field, p path) {
 				val = val.Alias
 			}
 			if val.Kind == yaml.MappingNode {
-				mapping(errs, val, fields, p)
+				c.mapping(val, fields, p)
 			}
 			continue
 		}
 		if line, dup := seen[k.Value]; dup {
-			*errs = append(*errs, lineError(k, "key %q%s already defined at line %d", p.key(k.Value).keys, in(p), line))
+			c.add(lineError(k, "key %q%s already defined at line %d", p.key(k.Value).keys, in(p), line))
 			continue
 		}
 		seen[k.Value] = k.Line
@@ -188,19 +205,19 @@ func mapping(errs *[]error, n *yaml.Node, fields []field, p path) {
 			if s := suggest(k.Value, fields); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", p.key(s).keys)
 			}
-			*errs = append(*errs, lineError(k, "%s", msg))
+			c.add(lineError(k, "%s", msg))
 			continue
 		}
 		if f.noun != "" && val.Kind == yaml.SequenceNode {
-			items(errs, val, f)
+			c.items(val, f)
 			continue
 		}
-		walk(errs, val, f.t, p.key(f.key))
+		c.walk(val, f.t, p.key(f.key))
 	}
 }
 
 // items walks a list whose items are named by their name key.
-func items(errs *[]error, n *yaml.Node, f field) {
+func (c *checker) items(n *yaml.Node, f field) {
 	et := f.t
 	if et.Kind() == reflect.Slice || et.Kind() == reflect.Array {
 		et = et.Elem()
@@ -214,7 +231,7 @@ func items(errs *[]error, n *yaml.Node, f field) {
 				}
 			}
 		}
-		walk(errs, item, et, path{item: label})
+		c.walk(item, et, path{item: label})
 	}
 }
 

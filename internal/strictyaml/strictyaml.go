@@ -61,30 +61,46 @@ var hints = map[string]string{
 	"did not find expected '-' indicator": " (check this line's indentation)",
 }
 
-// maxSearchLines bounds the prefix search of syntaxError (quadratic).
-const maxSearchLines = 5000
+// maxSearchLines bounds the search of syntaxError: each step parses the
+// file again, about 2µs a line.
+const maxSearchLines = 20000
 
 // syntaxError reports a parse error at the line where the parser gave up.
 // yaml.v3 prefers the line where the enclosing block starts, and counts it
 // from 0: a mis-indented line 6 in a list that starts on line 3 comes out
-// as "line 2". The first prefix of whole lines that fails with the same
-// problem ends at the real line.
+// as "line 2". The real line ends the shortest prefix of whole lines that
+// fails with the same problem: longer prefixes fail there too, shorter ones
+// parse or fail otherwise (cut inside a flow list), so a binary search
+// finds it.
 func syntaxError(data []byte, err error) error {
 	problem := yamlLine.ReplaceAllString(err.Error(), "")
-	lines := bytes.SplitAfter(data, []byte("\n"))
-	if len(lines) > maxSearchLines {
+	fails := func(prefix []byte) bool {
+		var n yaml.Node
+		perr := yaml.Unmarshal(prefix, &n)
+		return perr != nil && yamlLine.ReplaceAllString(perr.Error(), "") == problem
+	}
+	if bytes.Count(data, []byte("\n")) > maxSearchLines || !fails(data) {
 		return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
 	}
-	end := 0
-	for i, l := range lines {
-		end += len(l)
-		var n yaml.Node
-		perr := yaml.Unmarshal(data[:end], &n)
-		if perr != nil && yamlLine.ReplaceAllString(perr.Error(), "") == problem {
-			return fmt.Errorf("line %d: %s%s", i+1, problem, hints[problem])
+	var ends []int // ends[i] is where line i+1 ends
+	for i, b := range data {
+		if b == '\n' {
+			ends = append(ends, i+1)
 		}
 	}
-	return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
+		ends = append(ends, len(data))
+	}
+	lo, hi := 0, len(ends) // prefix of lo lines parses, of hi lines fails
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if fails(data[:ends[mid-1]]) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return fmt.Errorf("line %d: %s%s", hi, problem, hints[problem])
 }
 
 // path is where a node sits, in the user's terms: the named item it is

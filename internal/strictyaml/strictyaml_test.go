@@ -3,6 +3,7 @@ package strictyaml
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -158,3 +159,46 @@ func TestDistance(t *testing.T) {
 		}
 	}
 }
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte("version: 1\nservices:\n  - name: web\n    targets: [a]\n   identity: {}\n"))
+	f.Add([]byte("version: 1\nptr: {allow_al: true}\nservices: [{name: a, connect_timeout: x}]\n"))
+	f.Add([]byte("a: &x {cn: [a]}\nplain: [*x, {<<: *x}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var d doc
+		if err := Decode(data, &d); err != nil && err.Error() == "" {
+			t.Fatalf("Decode(%q): empty error", data)
+		}
+	})
+}
+
+// TestSyntaxErrorLongFile: the line search finds the last line of a long
+// file (it takes a few parses, not one per line).
+func TestSyntaxErrorLongFile(t *testing.T) {
+	const lines = 2000
+	b := []byte("list:\n")
+	for i := range lines - 2 {
+		b = fmt.Appendf(b, "  - k%d\n", i)
+	}
+	b = append(b, " bad\n"...)
+	var m map[string][]string
+	err := Decode(b, &m)
+	if want := fmt.Sprintf("line %d: did not find expected key", lines); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Decode(long file) = %v, want %q…", err, want)
+	}
+}
+
+func TestAliasBomb(t *testing.T) {
+	in := "a: &a [[], [], [], [], [], [], [], [], [], []]\n"
+	for _, n := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
+		prev := string(rune(n[0] - 1))
+		in += fmt.Sprintf("%s: &%s [*%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s]\n", n, n, prev, prev, prev, prev, prev, prev, prev, prev, prev, prev)
+	}
+	var m map[string]nest
+	if err := Decode([]byte(in), &m); err == nil || err.Error() != "aliases expand to too many values" {
+		t.Errorf("Decode(alias bomb) = %v, want an error", err)
+	}
+}
+
+// nest makes check follow every alias.
+type nest []nest
