@@ -265,67 +265,12 @@ func (s Service) compile(n names) (compiledService, error) {
 	if s.Mode != ModeServer && s.Mode != ModeClient {
 		bad("mode %q: want server or client", s.Mode)
 	}
-	listen, err := ParseAddr(s.Listen)
-	if err != nil {
-		bad("%s: %v", n.key("listen"), err)
-	}
-	cs.Listen = listen
-	if len(s.Targets) == 0 {
-		bad("%s is required", n.key("targets"))
-	}
-	for _, t := range s.Targets {
-		a, err := ParseAddr(t)
-		if err != nil {
-			bad("%s: %v", n.key("target"), err)
-			continue
-		}
-		if s.Mode == ModeServer && !s.UnsafeTarget && !a.Loopback() {
-			bad("%s %s is not loopback or a UNIX socket: plaintext would cross the network (%s to allow)", n.key("target"), t, n.enable("unsafe_target"))
-		}
-		cs.Targets = append(cs.Targets, a)
-	}
-	if s.Mode == ModeClient && err == nil && !s.UnsafeListen && !listen.Loopback() {
-		bad("%s %s is not loopback or a UNIX socket: anyone on the network could use this client's identity (%s to allow)", n.key("listen"), s.Listen, n.enable("unsafe_listen"))
-	}
+	cs.Listen, cs.Targets = s.addrs(n, bad)
 	if s.Failover != FailoverPriority && s.Failover != FailoverRoundRobin {
 		bad("%s %q: want priority or round-robin", n.key("failover"), s.Failover)
 	}
-	id := s.Identity
-	cs.Anonymous = s.Mode == ModeClient && s.DisableAuthentication && id.Cert == "" && id.Key == "" && id.Keystore == ""
-	switch {
-	case id.Keystore != "" && (id.Cert != "" || id.Key != ""):
-		bad("%s", n.say("identity: keystore and cert/key exclude each other", "--keystore and --cert/--key exclude each other"))
-	case cs.Anonymous:
-	case id.Keystore == "" && (id.Cert == "" || id.Key == ""):
-		bad("%s", n.say("identity: want keystore, or cert and key", "want --keystore, or --cert and --key"))
-	}
-	if id.Storepass != "" && id.StorepassFile != "" {
-		bad("%s", n.say("identity: storepass and storepass_file exclude each other", "--storepass and --storepass-file exclude each other"))
-	}
-	if id.CACert == "" {
-		bad("%s is required (the CA bundle peers are verified against)", n.key("identity.cacert"))
-	}
-	if s.Mode == ModeServer {
-		var rerrs []error
-		cs.Rules, rerrs = n.rules(s.Allow, "allow")
-		for _, err := range rerrs {
-			bad("%w", err)
-		}
-		if s.ServerName != "" || s.DisableAuthentication || !emptyRules(s.Verify) {
-			bad("server_name, verify and disable_authentication are client-mode settings")
-		}
-	} else {
-		if !emptyRules(s.Verify) {
-			var rerrs []error
-			cs.Rules, rerrs = n.rules(s.Verify, "verify")
-			for _, err := range rerrs {
-				bad("%w", err)
-			}
-		}
-		if !emptyRules(s.Allow) || s.ProxyProtocol || len(s.SNI) > 0 {
-			bad("allow, sni and proxy_protocol are server-mode settings")
-		}
-	}
+	cs.Anonymous = s.identity(n, bad)
+	cs.Rules = s.rules(n, bad)
 	if s.Revocation != nil {
 		rc, err := s.Revocation.config(n)
 		if err != nil {
@@ -337,11 +282,88 @@ func (s Service) compile(n names) (compiledService, error) {
 		bad("%s: negative", n.key("max_concurrent_conns"))
 	}
 	if len(s.Curves) > 0 {
+		var err error
 		if cs.Curves, err = tlsconf.ParseCurves(s.Curves); err != nil {
 			bad("%s: %v", n.key("curves"), err)
 		}
 	}
 	return cs, errors.Join(errs...)
+}
+
+// report records one problem of a service.
+type report func(format string, a ...any)
+
+// addrs parses the listen and target addresses and checks that the
+// plaintext side stays on the host unless the user says otherwise.
+func (s Service) addrs(n names, bad report) (Addr, []Addr) {
+	listen, err := ParseAddr(s.Listen)
+	if err != nil {
+		bad("%s: %v", n.key("listen"), err)
+	} else if s.Mode == ModeClient && !s.UnsafeListen && !listen.Loopback() {
+		bad("%s %s is not loopback or a UNIX socket: anyone on the network could use this client's identity (%s to allow)", n.key("listen"), s.Listen, n.enable("unsafe_listen"))
+	}
+	if len(s.Targets) == 0 {
+		bad("%s is required", n.key("targets"))
+	}
+	var targets []Addr
+	for _, t := range s.Targets {
+		a, err := ParseAddr(t)
+		if err != nil {
+			bad("%s: %v", n.key("target"), err)
+			continue
+		}
+		if s.Mode == ModeServer && !s.UnsafeTarget && !a.Loopback() {
+			bad("%s %s is not loopback or a UNIX socket: plaintext would cross the network (%s to allow)", n.key("target"), t, n.enable("unsafe_target"))
+		}
+		targets = append(targets, a)
+	}
+	return listen, targets
+}
+
+// identity checks where the certificate, key and CA bundle come from and
+// reports whether the service is an anonymous client (no certificate).
+func (s Service) identity(n names, bad report) (anonymous bool) {
+	id := s.Identity
+	anonymous = s.Mode == ModeClient && s.DisableAuthentication && id.Cert == "" && id.Key == "" && id.Keystore == ""
+	switch {
+	case id.Keystore != "" && (id.Cert != "" || id.Key != ""):
+		bad("%s", n.say("identity: keystore and cert/key exclude each other", "--keystore and --cert/--key exclude each other"))
+	case anonymous:
+	case id.Keystore == "" && (id.Cert == "" || id.Key == ""):
+		bad("%s", n.say("identity: want keystore, or cert and key", "want --keystore, or --cert and --key"))
+	}
+	if id.Storepass != "" && id.StorepassFile != "" {
+		bad("%s", n.say("identity: storepass and storepass_file exclude each other", "--storepass and --storepass-file exclude each other"))
+	}
+	if id.CACert == "" {
+		bad("%s is required (the CA bundle peers are verified against)", n.key("identity.cacert"))
+	}
+	return anonymous
+}
+
+// rules compiles the allow rules of a server or the verify rules of a
+// client (nil when it has none: chain and host name only) and checks that
+// no setting of the other mode is set.
+func (s Service) rules(n names, bad report) *policy.Policy {
+	var p *policy.Policy
+	var errs []error
+	if s.Mode == ModeServer {
+		p, errs = n.policy(s.Allow, "allow")
+		if s.ServerName != "" || s.DisableAuthentication || !emptyRules(s.Verify) {
+			bad("server_name, verify and disable_authentication are client-mode settings")
+		}
+	} else {
+		if !emptyRules(s.Verify) {
+			p, errs = n.policy(s.Verify, "verify")
+		}
+		if !emptyRules(s.Allow) || s.ProxyProtocol || len(s.SNI) > 0 {
+			bad("allow, sni and proxy_protocol are server-mode settings")
+		}
+	}
+	for _, err := range errs {
+		bad("%w", err)
+	}
+	return p
 }
 
 // validateShared checks services sharing a listen address: all server mode,

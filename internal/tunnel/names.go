@@ -61,9 +61,9 @@ func (n names) enable(k string) string {
 	return n.say("set "+k+": true", "add "+n.key(k))
 }
 
-// rules compiles the allow (server) or verify (client) rules under key,
+// policy compiles the allow (server) or verify (client) rules under key,
 // with every problem said in the source's terms.
-func (n names) rules(r policy.Rules, key string) (*policy.Policy, []error) {
+func (n names) policy(r policy.Rules, key string) (*policy.Policy, []error) {
 	var errs []error
 	// policy.Compile reports these two in YAML terms: say them here.
 	switch count := ruleCount(r); {
