@@ -20,20 +20,21 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/tunnel"
 )
 
-// tunnelFlags mirror ghostunnel's flags so its users can swap binaries.
+// tunnelFlags are every flag of `tunnel` and of its modes, in one struct
+// that `tunnel` and both modes fill: the persistent flags (--status,
+// --log-*…) wherever they are given, the service of a mode directly in svc.
+// The names are ghostunnel's, so its users can swap binaries.
 type tunnelFlags struct {
 	configFile, status, logFormat, logLevel string
 	check, syslog, pprof                    bool
 	timedReload                             time.Duration
-	svc                                     tunnel.Service
-	storepass                               string
-	allowAll                                bool
-	connectTimeout, closeTimeout            time.Duration
-	handshakeTimeout, maxLifetime           time.Duration
 	shutdownTimeout                         time.Duration
-	crls                                    []string
-	ocsp                                    bool
-	revocationMode                          string
+	svc                                     tunnel.Service
+	// crls, ocsp and revocationMode become svc.Revocation when a CRL or
+	// OCSP is asked for.
+	crls           []string
+	ocsp           bool
+	revocationMode string
 }
 
 func newTunnelCmd() *cobra.Command {
@@ -61,7 +62,7 @@ SIGHUP reloads the configuration and certificates; SIGTERM drains.`,
 	c.Flags().StringVar(&f.configFile, "config", "", "tunnels.yaml with one or more services")
 	c.Flags().BoolVar(&f.check, "check", false, "with --config: load everything (certificates, CRLs), report, exit")
 	addCommonTunnelFlags(c, f)
-	c.AddCommand(newTunnelModeCmd(tunnel.ModeServer), newTunnelModeCmd(tunnel.ModeClient))
+	c.AddCommand(newTunnelModeCmd(tunnel.ModeServer, f), newTunnelModeCmd(tunnel.ModeClient, f))
 	return c
 }
 
@@ -75,9 +76,9 @@ func addCommonTunnelFlags(c *cobra.Command, f *tunnelFlags) {
 	fl.BoolVar(&f.pprof, "enable-pprof", false, "serve Go's profiler under /debug/pprof/ on the status listener (it shows internals: keep that listener private)")
 }
 
-func newTunnelModeCmd(mode string) *cobra.Command {
-	f := &tunnelFlags{}
-	f.svc.Mode = mode
+// newTunnelModeCmd is `tunnel server` or `tunnel client`. Both bind their
+// flags to f.svc: only one of them runs.
+func newTunnelModeCmd(mode string, f *tunnelFlags) *cobra.Command {
 	short := "Terminate mTLS on --listen and forward plaintext to --target"
 	if mode == tunnel.ModeClient {
 		short = "Accept plaintext on --listen and carry it to --target over mTLS"
@@ -87,10 +88,8 @@ func newTunnelModeCmd(mode string) *cobra.Command {
 		Short: short,
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
-			cfg, err := f.config()
-			if err != nil {
-				return usageError{err}
-			}
+			f.svc.Mode = mode
+			cfg := f.config()
 			return runTunnel(c, f, func() (tunnel.Config, error) { return cfg, nil })
 		},
 	}
@@ -100,16 +99,16 @@ func newTunnelModeCmd(mode string) *cobra.Command {
 	fl.StringSliceVar(&s.Targets, "target", nil, "target address (repeatable: failover in order)")
 	fl.StringVar(&s.Failover, "failover", tunnel.FailoverPriority, "with several targets: priority or round-robin")
 	fl.StringVar(&s.Identity.Keystore, "keystore", "", "PEM bundle (chain + key) or PKCS#12 with this side's identity")
-	fl.StringVar(&f.storepass, "storepass", "", "password of --keystore (visible in ps; prefer --storepass-file)")
+	fl.StringVar(&s.Identity.Storepass, "storepass", "", "password of --keystore (visible in ps; prefer --storepass-file)")
 	fl.StringVar(&s.Identity.StorepassFile, "storepass-file", "", "file holding the password of --keystore or --key")
 	fl.StringVar(&s.Identity.Cert, "cert", "", "certificate chain (PEM)")
 	fl.StringVar(&s.Identity.Key, "key", "", "private key (PEM)")
 	fl.StringVar(&s.Identity.CACert, "cacert", "", "CA bundle peers are verified against")
-	fl.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "timeout to connect to a target")
-	fl.DurationVar(&f.handshakeTimeout, "handshake-timeout", 10*time.Second, "timeout for a TLS handshake")
-	fl.DurationVar(&f.closeTimeout, "close-timeout", time.Second, "after one side closes, how long the other may still send")
+	fl.DurationVar((*time.Duration)(&s.ConnectTimeout), "connect-timeout", 10*time.Second, "timeout to connect to a target")
+	fl.DurationVar((*time.Duration)(&s.HandshakeTimeout), "handshake-timeout", 10*time.Second, "timeout for a TLS handshake")
+	fl.DurationVar((*time.Duration)(&s.CloseTimeout), "close-timeout", time.Second, "after one side closes, how long the other may still send")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 5*time.Minute, "on SIGTERM, how long to drain open connections")
-	fl.DurationVar(&f.maxLifetime, "max-conn-lifetime", 0, "close connections older than this (0: never)")
+	fl.DurationVar((*time.Duration)(&s.MaxConnLifetime), "max-conn-lifetime", 0, "close connections older than this (0: never)")
 	fl.IntVar(&s.MaxConns, "max-concurrent-conns", 0, "refuse connections beyond this many (0: unlimited)")
 	fl.BoolVar(&s.UnsafeTarget, "unsafe-target", false, "allow a non-loopback plaintext target (server mode)")
 	fl.BoolVar(&s.UnsafeListen, "unsafe-listen", false, "allow a non-loopback plaintext listener (client mode)")
@@ -118,7 +117,7 @@ func newTunnelModeCmd(mode string) *cobra.Command {
 	fl.StringVar(&f.revocationMode, "revocation", "fail-closed", "without fresh revocation data: fail-open or fail-closed")
 	fl.StringSliceVar(&s.Curves, "curves", nil, "key exchanges to allow (default x25519mlkem768,x25519,p256; leaving out the post-quantum hybrid saves handshake CPU)")
 	if mode == tunnel.ModeServer {
-		fl.BoolVar(&f.allowAll, "allow-all", false, "allow every client with a certificate from --cacert")
+		fl.BoolVar(&s.Allow.AllowAll, "allow-all", false, "allow every client with a certificate from --cacert")
 		fl.StringSliceVar(&s.Allow.CN, "allow-cn", nil, "allow clients with this subject CN (repeatable)")
 		fl.StringSliceVar(&s.Allow.OU, "allow-ou", nil, "allow clients with this subject OU")
 		fl.StringSliceVar(&s.Allow.DNS, "allow-dns", nil, "allow clients with this DNS SAN (*.example.com)")
@@ -137,19 +136,10 @@ func newTunnelModeCmd(mode string) *cobra.Command {
 	return c
 }
 
-// config turns single-service flags into a Config.
-func (f *tunnelFlags) config() (tunnel.Config, error) {
+// config turns single-service flags into a Config; New validates it.
+func (f *tunnelFlags) config() tunnel.Config {
 	s := f.svc
 	s.Name = s.Mode
-	s.Allow.AllowAll = f.allowAll
-	s.ConnectTimeout, s.HandshakeTimeout = tunnel.Duration(f.connectTimeout), tunnel.Duration(f.handshakeTimeout)
-	s.CloseTimeout, s.MaxConnLifetime = tunnel.Duration(f.closeTimeout), tunnel.Duration(f.maxLifetime)
-	if f.storepass != "" {
-		if s.Identity.StorepassFile != "" {
-			return tunnel.Config{}, errors.New("--storepass and --storepass-file exclude each other")
-		}
-		s.Identity.Storepass = f.storepass
-	}
 	if s.Mode == tunnel.ModeClient && s.ServerName == "" && len(s.Targets) > 0 {
 		if host, _, err := net.SplitHostPort(s.Targets[0]); err == nil {
 			s.ServerName = host
@@ -158,9 +148,9 @@ func (f *tunnelFlags) config() (tunnel.Config, error) {
 	if len(f.crls) > 0 || f.ocsp {
 		s.Revocation = &tunnel.Revocation{CRLs: f.crls, OCSP: f.ocsp, Mode: f.revocationMode}
 	}
-	cfg := tunnel.Config{Version: tunnel.ConfigVersion, Status: f.status, ShutdownTimeout: tunnel.Duration(f.shutdownTimeout),
-		Services: []tunnel.Service{s}}.WithDefaults()
-	return cfg, cfg.Validate()
+	cfg := tunnel.Config{Source: tunnel.SourceFlags, Version: tunnel.ConfigVersion, Status: f.status, ShutdownTimeout: tunnel.Duration(f.shutdownTimeout),
+		Services: []tunnel.Service{s}}
+	return cfg.WithDefaults()
 }
 
 func loadTunnelConfig(path string) (tunnel.Config, error) {
@@ -168,7 +158,7 @@ func loadTunnelConfig(path string) (tunnel.Config, error) {
 	if err != nil {
 		return tunnel.Config{}, fmt.Errorf("reading tunnel config: %w", err)
 	}
-	cfg, err := tunnel.ParseConfig(data)
+	cfg, err := tunnel.DecodeConfig(data)
 	if err != nil {
 		return tunnel.Config{}, fmt.Errorf("%s: %w", path, err)
 	}
@@ -188,22 +178,6 @@ const tunnelGCPercent = 200
 func runTunnel(c *cobra.Command, f *tunnelFlags, load func() (tunnel.Config, error)) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(tunnelGCPercent)
-	}
-	root := c
-	for root.HasParent() && root.Parent().Name() != "portcullis" {
-		root = root.Parent()
-	}
-	if root != c {
-		// Persistent flags live on `tunnel`; modes read them from there.
-		pf := root.PersistentFlags()
-		f.status = firstSet(f.status, pf.Lookup("status").Value.String())
-		f.logFormat = pf.Lookup("log-format").Value.String()
-		f.logLevel = pf.Lookup("log-level").Value.String()
-		if d, err := time.ParseDuration(pf.Lookup("timed-reload").Value.String()); err == nil {
-			f.timedReload = d
-		}
-		f.syslog = pf.Lookup("syslog").Value.String() == "true"
-		f.pprof = pf.Lookup("enable-pprof").Value.String() == "true"
 	}
 	logOut := c.ErrOrStderr()
 	if f.syslog {
@@ -228,7 +202,7 @@ func runTunnel(c *cobra.Command, f *tunnelFlags, load func() (tunnel.Config, err
 	defer stop()
 	p, err := tunnel.New(ctx, cfg, tunnel.Options{Logger: log, Audit: obs.NewAuditLogger(logOut), TimedReload: f.timedReload, TrimMemory: true})
 	if err != nil {
-		return err
+		return f.configError(err)
 	}
 	if f.check {
 		stop()
@@ -238,29 +212,34 @@ func runTunnel(c *cobra.Command, f *tunnelFlags, load func() (tunnel.Config, err
 	for name, a := range p.Addrs() {
 		log.Info("listening", slog.String("listen", name), slog.String("addr", a.String()))
 	}
-	if cfg.Status != "" {
+	if a := p.StatusAddr(); a != (tunnel.Addr{}) {
 		h := p.StatusHandler()
 		if f.pprof {
 			h = withPprof(h)
 		}
-		if err := serveStatus(ctx, cfg.Status, h, log, f.pprof); err != nil {
+		if err := serveStatus(ctx, a, h, log, f.pprof); err != nil {
 			return err
 		}
 	}
-	go reloadOnHUP(ctx, p, load, log)
+	go reloadOnHUP(ctx, p, f, load, log)
 	return p.Run(ctx)
 }
 
-func firstSet(a, b string) string {
-	if a != "" {
-		return a
+// configError says where an invalid configuration came from: a file is
+// named, flags are a usage error.
+func (f *tunnelFlags) configError(err error) error {
+	switch {
+	case !errors.Is(err, tunnel.ErrInvalidConfig):
+		return err
+	case f.configFile != "":
+		return fmt.Errorf("%s: %w", f.configFile, err)
 	}
-	return b
+	return usageError{err}
 }
 
 // reloadOnHUP re-reads the configuration (and with it every certificate,
 // key and CRL) on SIGHUP.
-func reloadOnHUP(ctx context.Context, p *tunnel.Proxy, load func() (tunnel.Config, error), log *slog.Logger) {
+func reloadOnHUP(ctx context.Context, p *tunnel.Proxy, f *tunnelFlags, load func() (tunnel.Config, error), log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -272,7 +251,7 @@ func reloadOnHUP(ctx context.Context, p *tunnel.Proxy, load func() (tunnel.Confi
 			log.Info("SIGHUP: reloading")
 			cfg, err := load()
 			if err == nil {
-				err = p.Reload(cfg)
+				err = f.configError(p.Reload(cfg))
 			}
 			if err != nil {
 				log.Error("reload failed; the previous configuration keeps running", slog.Any("error", err))
@@ -294,11 +273,7 @@ func withPprof(h http.Handler) http.Handler {
 	return mux
 }
 
-func serveStatus(ctx context.Context, addr string, h http.Handler, log *slog.Logger, long bool) error {
-	a, err := tunnel.ParseAddr(addr)
-	if err != nil {
-		return err
-	}
+func serveStatus(ctx context.Context, a tunnel.Addr, h http.Handler, log *slog.Logger, long bool) error {
 	ln, err := net.Listen(a.Network, a.Address)
 	if err != nil {
 		return fmt.Errorf("status listener: %w", err)

@@ -130,10 +130,25 @@ func each(errs *[]error, kind string, entries []string, add func(v, rule string)
 			err = add(v, kind+"="+v)
 		}
 		if err != nil {
-			*errs = append(*errs, fmt.Errorf("%s[%d] %q: %w", kind, i, v, err))
+			*errs = append(*errs, &EntryError{Kind: kind, Index: i, Value: v, Err: err})
 		}
 	}
 }
+
+// EntryError is the problem of one rule entry, for a caller that names
+// the entry its own way (a tunnel's --allow-ip flag).
+type EntryError struct {
+	Kind  string // the rule's YAML key: cn, ou, dns, ip, uri, email, spki_sha256, issuer
+	Index int    // the entry's position in its list
+	Value string
+	Err   error
+}
+
+func (e *EntryError) Error() string {
+	return fmt.Sprintf("%s[%d] %q: %v", e.Kind, e.Index, e.Value, e.Err)
+}
+
+func (e *EntryError) Unwrap() error { return e.Err }
 
 // checkEntry holds what every kind of entry must be: a typo's empty entry
 // would otherwise match every certificate without that field.

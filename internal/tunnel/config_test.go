@@ -1,6 +1,7 @@
 package tunnel_test
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -36,7 +37,7 @@ func TestParseConfigFiles(t *testing.T) {
 		{"full.yaml", ""},
 		{"minimal.yaml", ""},
 		{"client.yaml", ""},
-		{"unknown-key.yaml", "field allow_cn not found"},
+		{"unknown-key.yaml", `line 9: unknown key "allow_cn" in service "web" (did you mean "allow.cn"?)`},
 		{"two-documents.yaml", "more than one YAML document"},
 		{"no-version.yaml", "version: missing"},
 	}
@@ -159,16 +160,17 @@ services:
 		{"missing version", svc, "version: missing"},
 		{"version 0", "version: 0" + svc, "version: missing"},
 		{"version 2", "version: 2" + svc, "version: 2, want 1"},
-		{"version not a number", "version: one" + svc, "cannot unmarshal"},
-		{"not a mapping", "[1, 2]", "cannot unmarshal"},
-		{"unknown top-level key", "version: 1\nlisten: :80" + svc, "field listen not found"},
-		{"unknown service key", "version: 1" + svc + "    allow_cn: [x]\n", "field allow_cn not found"},
-		{"unknown identity key", "version: 1" + strings.Replace(svc, "cacert:", "ca:", 1), "field ca not found"},
+		{"version not a number", "version: one" + svc, `line 1: version: want an integer, got "one"`},
+		{"not a mapping", "[1, 2]", "line 1: want a mapping, got a list"},
+		{"unknown top-level key", "version: 1\nlisten: :80" + svc, `line 2: unknown key "listen"`},
+		{"unknown service key", "version: 1" + svc + "    target: [x]\n", `line 9: unknown key "target" in service "web" (did you mean "targets"?)`},
+		{"unknown identity key", "version: 1" + strings.Replace(svc, "cacert:", "ca:", 1), `line 7: unknown key "identity.ca" in service "web" (did you mean "identity.cacert"?)`},
+		{"mis-indented line", "version: 1" + strings.Replace(svc, "    targets", "   targets", 1), `line 6: did not find expected '-' indicator (check this line's indentation)`},
 		{"second document", "version: 1" + svc + "---\nversion: 1\n", "more than one YAML document"},
 		{"second document not YAML", "version: 1" + svc + "---\n: : :\n", "more than one YAML document"},
 		{"no services", "version: 1\n", "services: none"},
 		{"syntax", "version: 1\nservices:\n\t- x", "found character"},
-		{"bad duration", "version: 1\nshutdown_timeout: soon" + svc, `duration "soon"`},
+		{"bad duration", "version: 1\nshutdown_timeout: soon" + svc, `line 2: shutdown_timeout: duration "soon": want like 10s or 1m`},
 		{"negative duration", "version: 1\nshutdown_timeout: -1s" + svc, "negative"},
 		{"negative seconds", "version: 1\nshutdown_timeout: -1" + svc, `duration "-1"`},
 		{"NaN seconds", "version: 1\nshutdown_timeout: NaN" + svc, `duration "NaN"`},
@@ -279,7 +281,7 @@ func TestValidate(t *testing.T) {
 		{"name used twice", func(c *tunnel.Config) { c.Services[out].Name = "web" }, `"web": name used twice`},
 		{"bad listen", func(c *tunnel.Config) { c.Services[web].Listen = "8443" }, "listen:"},
 		{"empty unix path", func(c *tunnel.Config) { c.Services[web].Listen = "unix:" }, "empty socket path"},
-		{"no targets", func(c *tunnel.Config) { c.Services[web].Targets = nil }, "targets: none"},
+		{"no targets", func(c *tunnel.Config) { c.Services[web].Targets = nil }, "targets is required"},
 		{"bad target", func(c *tunnel.Config) { c.Services[web].Targets = []string{"127.0.0.1:"} }, "missing port"},
 		{"non-loopback target", func(c *tunnel.Config) { c.Services[web].Targets = []string{"10.0.0.1:8080"} }, "target 10.0.0.1:8080 is not loopback"},
 		{"non-loopback target allowed", func(c *tunnel.Config) {
@@ -316,12 +318,15 @@ func TestValidate(t *testing.T) {
 		{"keystore alone", func(c *tunnel.Config) {
 			c.Services[web].Identity = tunnel.Identity{Keystore: "id.p12", CACert: "ca.pem"}
 		}, ""},
+		{"storepass and storepass file", func(c *tunnel.Config) {
+			c.Services[web].Identity.Storepass, c.Services[web].Identity.StorepassFile = "secret", "pass.txt"
+		}, "storepass and storepass_file exclude each other"},
 		{"cert without key", func(c *tunnel.Config) { c.Services[web].Identity.Key = "" }, "want keystore, or cert and key"},
 		{"client without identity", func(c *tunnel.Config) { c.Services[out].Identity = tunnel.Identity{CACert: "ca.pem"} }, "want keystore, or cert and key"},
 		{"client without identity, authentication disabled", func(c *tunnel.Config) {
 			c.Services[out].Identity, c.Services[out].DisableAuthentication = tunnel.Identity{CACert: "ca.pem"}, true
 		}, ""},
-		{"missing cacert", func(c *tunnel.Config) { c.Services[web].Identity.CACert = "" }, "identity.cacert: required"},
+		{"missing cacert", func(c *tunnel.Config) { c.Services[web].Identity.CACert = "" }, "identity.cacert is required"},
 		{"server without allow", func(c *tunnel.Config) { c.Services[web].Allow = policy.Rules{} }, "allow: no access rule"},
 		{"bad allow rule", func(c *tunnel.Config) { c.Services[web].Allow.IP = []string{"10.0.0.0/33"} }, "allow:"},
 		{"allow in client mode", func(c *tunnel.Config) { c.Services[out].Allow.CN = []string{"x"} }, "allow, sni and proxy_protocol are server-mode settings"},
@@ -334,7 +339,7 @@ func TestValidate(t *testing.T) {
 		{"round robin", func(c *tunnel.Config) { c.Services[web].Failover = tunnel.FailoverRoundRobin }, ""},
 		{"bad revocation mode", func(c *tunnel.Config) {
 			c.Services[web].Revocation = &tunnel.Revocation{CRLs: []string{"ca.crl"}, Mode: "fail-sometimes"}
-		}, `revocation: mode "fail-sometimes"`},
+		}, `revocation.mode "fail-sometimes"`},
 		{"revocation without source", func(c *tunnel.Config) { c.Services[web].Revocation = &tunnel.Revocation{} }, "neither crls nor ocsp"},
 		{"revocation", func(c *tunnel.Config) {
 			c.Services[web].Revocation = &tunnel.Revocation{OCSP: true, Mode: "fail-closed"}
@@ -402,13 +407,13 @@ func TestValidateAllAtOnce(t *testing.T) {
 	}
 	for _, want := range []string{
 		`"badmode": mode "relay"`,
-		`"badmode": identity.cacert: required`,
+		`"badmode": identity.cacert is required`,
 		`"exposed": target 10.0.0.1:80 is not loopback`,
 		`"exposed": failover "random"`,
 		`"exposed": identity: keystore and cert/key exclude each other`,
 		`"open-client": listen 0.0.0.0:3 is not loopback`,
 		`"open-client": allow, sni and proxy_protocol are server-mode settings`,
-		`"open-client": revocation: mode "fail-sometimes"`,
+		`"open-client": revocation.mode "fail-sometimes"`,
 		`sni "a.test" claimed by "sni-a" and "sni-b"`,
 		`2 services without sni`,
 		`"default-2" is not server mode`,
@@ -480,5 +485,90 @@ func TestParseAddr(t *testing.T) {
 				t.Errorf("ParseAddr(%q.String()) = %+v, %v", tt.in, back, err)
 			}
 		}
+	}
+}
+
+// TestValidateSpeaksTheSource: the same mistake is said in tunnels.yaml
+// keys, or in flags when the config came from flags.
+func TestValidateSpeaksTheSource(t *testing.T) {
+	t.Parallel()
+	server := func() tunnel.Service {
+		return tunnel.Service{Name: "web", Mode: tunnel.ModeServer, Listen: "0.0.0.0:8443", Targets: []string{"127.0.0.1:8080"},
+			Identity: tunnel.Identity{Cert: "s.crt", Key: "s.key", CACert: "ca.pem"}, Allow: policy.Rules{AllowAll: true}}
+	}
+	client := func() tunnel.Service {
+		return tunnel.Service{Name: "out", Mode: tunnel.ModeClient, Listen: "127.0.0.1:5432", Targets: []string{"db:5433"},
+			Identity: tunnel.Identity{Cert: "c.crt", Key: "c.key", CACert: "ca.pem"}}
+	}
+	tests := []struct {
+		name        string
+		svc         func() tunnel.Service
+		mutate      func(s *tunnel.Service)
+		yaml, flags string
+	}{
+		{"missing cacert", server, func(s *tunnel.Service) { s.Identity.CACert = "" },
+			`service "web": identity.cacert is required (the CA bundle peers are verified against)`,
+			`--cacert is required (the CA bundle peers are verified against)`},
+		{"no access rule", server, func(s *tunnel.Service) { s.Allow = policy.Rules{} },
+			`service "web": allow: no access rule: set allow_all: true or at least one rule (cn, ou, dns, ip, uri, email, spki_sha256, issuer)`,
+			`no access rule: give --allow-all or at least one of --allow-cn, --allow-ou, --allow-dns, --allow-ip, --allow-uri`},
+		{"allow all and a rule", server, func(s *tunnel.Service) { s.Allow.CN = []string{"a"} },
+			`service "web": allow: allow_all cannot be combined with other rules`,
+			`--allow-all cannot be combined with other --allow-* flags`},
+		{"bad allow entry", server, func(s *tunnel.Service) { s.Allow = policy.Rules{CN: []string{"a"}, IP: []string{"10.0.0.0/33"}} },
+			`service "web": allow: ip[0] "10.0.0.0/33": not an IP address or CIDR prefix`,
+			`--allow-ip "10.0.0.0/33": not an IP address or CIDR prefix`},
+		{"bad verify entry", client, func(s *tunnel.Service) { s.Verify.URI = []string{"no-scheme"} },
+			`service "out": verify: uri[0] "no-scheme": want a URI with a literal scheme, such as "spiffe://corp/device/*"`,
+			`--verify-uri "no-scheme": want a URI with a literal scheme, such as "spiffe://corp/device/*"`},
+		{"no target", server, func(s *tunnel.Service) { s.Targets = nil },
+			`service "web": targets is required`, `--target is required`},
+		{"bad target", server, func(s *tunnel.Service) { s.Targets = []string{"8080"} },
+			`service "web": target: address "8080": want host:port or unix:/path`,
+			`--target: address "8080": want host:port or unix:/path`},
+		{"exposed target", server, func(s *tunnel.Service) { s.Targets = []string{"10.0.0.1:80"} },
+			`service "web": target 10.0.0.1:80 is not loopback or a UNIX socket: plaintext would cross the network (set unsafe_target: true to allow)`,
+			`--target 10.0.0.1:80 is not loopback or a UNIX socket: plaintext would cross the network (add --unsafe-target to allow)`},
+		{"exposed client listener", client, func(s *tunnel.Service) { s.Listen = ":5432" },
+			`service "out": listen :5432 is not loopback or a UNIX socket: anyone on the network could use this client's identity (set unsafe_listen: true to allow)`,
+			`--listen :5432 is not loopback or a UNIX socket: anyone on the network could use this client's identity (add --unsafe-listen to allow)`},
+		{"keystore and cert", server, func(s *tunnel.Service) { s.Identity.Keystore = "id.p12" },
+			`service "web": identity: keystore and cert/key exclude each other`,
+			`--keystore and --cert/--key exclude each other`},
+		{"no identity", client, func(s *tunnel.Service) { s.Identity.Key = "" },
+			`service "out": identity: want keystore, or cert and key`,
+			`want --keystore, or --cert and --key`},
+		{"bad failover", server, func(s *tunnel.Service) { s.Failover = "random" },
+			`service "web": failover "random": want priority or round-robin`,
+			`--failover "random": want priority or round-robin`},
+		{"bad revocation mode", server, func(s *tunnel.Service) {
+			s.Revocation = &tunnel.Revocation{OCSP: true, Mode: "sometimes"}
+		}, `service "web": revocation.mode "sometimes": want fail-open or fail-closed`,
+			`--revocation "sometimes": want fail-open or fail-closed`},
+		{"bad curve", server, func(s *tunnel.Service) { s.Curves = []string{"p521"} },
+			`service "web": curves: key exchange "p521": want x25519mlkem768, x25519, p256 or p384`,
+			`--curves: key exchange "p521": want x25519mlkem768, x25519, p256 or p384`},
+		{"negative limit", server, func(s *tunnel.Service) { s.MaxConns = -1 },
+			`service "web": max_concurrent_conns: negative`, `--max-concurrent-conns: negative`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := tt.svc()
+			tt.mutate(&s)
+			for _, src := range []struct {
+				source tunnel.Source
+				want   string
+			}{{tunnel.SourceFile, tt.yaml}, {tunnel.SourceFlags, tt.flags}} {
+				cfg := tunnel.Config{Source: src.source, Version: tunnel.ConfigVersion, Services: []tunnel.Service{s}}
+				err := cfg.Validate()
+				if err == nil || err.Error() != src.want {
+					t.Errorf("Validate() from %v = %v, want %q", src.source, err, src.want)
+				}
+				if !errors.Is(err, tunnel.ErrInvalidConfig) {
+					t.Errorf("Validate() from %v = %v, not ErrInvalidConfig", src.source, err)
+				}
+			}
+		})
 	}
 }

@@ -132,7 +132,7 @@ func (p *Proxy) handleServer(l *listener, r *routes, c net.Conn, end func()) {
 	}
 	tc := tls.Server(p.engine.Wrap(c), conf)
 	f.src = tc
-	c.SetDeadline(time.Now().Add(time.Duration(pre.cfg.HandshakeTimeout)))
+	c.SetDeadline(time.Now().Add(pre.cfg.HandshakeTimeout))
 	start := time.Now()
 	err := tc.HandshakeContext(p.ctx)
 	cs := tc.ConnectionState()
@@ -176,7 +176,7 @@ func (p *Proxy) forward(f *flow, s *service) {
 	s.enter()
 	f.entered = s
 	dstart := time.Now()
-	tgt, t, err := s.up.dial(p.ctx, time.Duration(s.cfg.ConnectTimeout), p.dialer(s))
+	tgt, t, err := s.up.dial(p.ctx, s.cfg.ConnectTimeout, p.dialer(s))
 	if err != nil {
 		outcome := outcomeUnreachable
 		if s.cfg.Mode == ModeClient && isDenial(err) {
@@ -216,7 +216,7 @@ func (p *Proxy) forward(f *flow, s *service) {
 	p.active.Delete(f.c)
 	p.active.Delete(tgt)
 	f.tgt = nil
-	fu.Start(relay.Limits{CloseTimeout: time.Duration(s.cfg.CloseTimeout), Lifetime: time.Duration(s.cfg.MaxConnLifetime)})
+	fu.Start(relay.Limits{CloseTimeout: s.cfg.CloseTimeout, Lifetime: s.cfg.MaxConnLifetime})
 }
 
 // ready readies a dialled target before the fusion: in server mode the

@@ -53,9 +53,9 @@ type Proxy struct {
 	engine *relay.Engine // copies fused connections; Run runs it, then closes it
 
 	mu        sync.Mutex
-	cfg       Config
+	cfg       compiled
 	services  map[string]*service
-	listeners map[string]*listener
+	listeners map[Addr]*listener
 	conns     sync.WaitGroup
 	active    sync.Map // io.Closer (a conn, a fusion) → struct{}: what shutdown force-closes
 	tickets   *ticketKeys
@@ -115,7 +115,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Proxy, error) {
 	}
 	eng := relay.New(relay.Options{Logger: opts.Logger, Trim: opts.TrimMemory})
 	p := &Proxy{opts: opts, m: newMetrics(opts.Registry, eng), ctx: ctx, engine: eng,
-		services: map[string]*service{}, listeners: map[string]*listener{}, tickets: newTicketKeys()}
+		services: map[string]*service{}, listeners: map[Addr]*listener{}, tickets: newTicketKeys()}
 	if err := p.apply(cfg); err != nil {
 		p.closeAll()
 		return nil, err
@@ -130,9 +130,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Proxy, error) {
 
 // apply builds the services of cfg and swaps them in. On any error the
 // running state is untouched: the new services are discarded.
-func (p *Proxy) apply(cfg Config) (err error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
+func (p *Proxy) apply(raw Config) (err error) {
+	cfg, err := raw.compile()
+	if err != nil {
 		return err
 	}
 	d := deps{log: p.opts.Logger, audit: p.opts.Audit, m: p.m, reg: p.opts.Registry,
@@ -145,7 +145,7 @@ func (p *Proxy) apply(cfg Config) (err error) {
 			}
 		}
 	}()
-	for _, sc := range cfg.Services {
+	for _, sc := range cfg.services {
 		s, err := newService(p.ctx, sc, d)
 		if err != nil {
 			return err
@@ -154,8 +154,8 @@ func (p *Proxy) apply(cfg Config) (err error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	opened := map[string]*listener{}
-	for _, sc := range cfg.Services {
+	opened := map[Addr]*listener{}
+	for _, sc := range cfg.services {
 		if _, ok := p.listeners[sc.Listen]; ok || opened[sc.Listen] != nil {
 			continue
 		}
@@ -175,7 +175,7 @@ func (p *Proxy) apply(cfg Config) (err error) {
 	}
 	for addr, l := range p.listeners {
 		r := &routes{bySNI: map[string]*service{}}
-		for _, sc := range cfg.Services {
+		for _, sc := range cfg.services {
 			if sc.Listen != addr {
 				continue
 			}
@@ -213,25 +213,21 @@ func (p *Proxy) apply(cfg Config) (err error) {
 	return nil
 }
 
-func listen(addr string) (*listener, error) {
-	a, err := ParseAddr(addr)
-	if err != nil {
-		return nil, err
-	}
+func listen(a Addr) (*listener, error) {
 	if a.Network == "unix" {
 		// A stale socket from a crashed run would make Listen fail; a
 		// socket something still answers on is another process's.
 		if fi, err := os.Lstat(a.Address); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			if c, err := net.DialTimeout("unix", a.Address, time.Second); err == nil {
 				c.Close()
-				return nil, fmt.Errorf("listening on %s: another process is serving this socket", addr)
+				return nil, fmt.Errorf("listening on %s: another process is serving this socket", a)
 			}
 			os.Remove(a.Address)
 		}
 	}
 	ln, err := net.Listen(a.Network, a.Address)
 	if err != nil {
-		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+		return nil, fmt.Errorf("listening on %s: %w", a, err)
 	}
 	l := &listener{addr: a, ln: ln}
 	l.sniConf = &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
@@ -251,7 +247,7 @@ func (p *Proxy) Addrs() map[string]net.Addr {
 	defer p.mu.Unlock()
 	out := map[string]net.Addr{}
 	for k, l := range p.listeners {
-		out[k] = l.ln.Addr()
+		out[k.String()] = l.ln.Addr()
 	}
 	return out
 }
@@ -287,7 +283,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	<-ctx.Done()
 	p.mu.Lock()
 	p.closing = true
-	timeout := time.Duration(p.cfg.ShutdownTimeout)
+	timeout := p.cfg.shutdownTimeout
 	for _, l := range p.listeners {
 		l.ln.Close()
 	}

@@ -25,7 +25,7 @@ import (
 // verification, its targets. A reload builds new services; connections keep
 // the one they started with.
 type service struct {
-	cfg     Service
+	cfg     compiledService
 	log     *slog.Logger
 	audit   *slog.Logger
 	m       *metrics
@@ -55,42 +55,27 @@ type deps struct {
 	tickets *ticketKeys
 }
 
-func newService(ctx context.Context, cfg Service, d deps) (*service, error) {
-	s := &service{cfg: cfg, log: d.log.With(slog.String("service", cfg.Name)), audit: d.audit, m: d.m}
+func newService(ctx context.Context, cfg compiledService, d deps) (*service, error) {
+	s := &service{cfg: cfg, log: d.log.With(slog.String("service", cfg.Name)), audit: d.audit, m: d.m, rules: cfg.Rules}
 	src, err := identitySource(cfg.Identity)
-	// A client that presents no certificate needs only the CA bundle.
-	src.Anonymous = cfg.Mode == ModeClient && cfg.DisableAuthentication &&
-		cfg.Identity.Cert == "" && cfg.Identity.Key == "" && cfg.Identity.Keystore == ""
 	if err != nil {
 		return nil, fmt.Errorf("service %q: %w", cfg.Name, err)
 	}
+	// A client that presents no certificate needs only the CA bundle.
+	src.Anonymous = cfg.Anonymous
 	if s.id, err = tlsconf.Load(src, s.log); err != nil {
 		return nil, fmt.Errorf("service %q: %w", cfg.Name, err)
 	}
-	rules := cfg.Allow
-	if cfg.Mode == ModeClient {
-		rules = cfg.Verify
-	}
-	if !emptyRules(rules) {
-		if s.rules, err = policy.Compile(rules); err != nil {
-			return nil, fmt.Errorf("service %q: %w", cfg.Name, err)
-		}
-	}
 	if cfg.Revocation != nil {
-		rc, _ := cfg.Revocation.config()
 		// Each service registers its revocation metrics under its own
 		// label, so one registry holds them all. A reload builds a new
 		// checker for the same service: it takes the series over.
 		reg := replacing{prometheus.WrapRegistererWith(prometheus.Labels{"service": cfg.Name}, d.reg)}
-		if s.rev, err = revocation.New(rc, s.log, reg, d.client); err != nil {
+		if s.rev, err = revocation.New(*cfg.Revocation, s.log, reg, d.client); err != nil {
 			return nil, fmt.Errorf("service %q: revocation: %w", cfg.Name, err)
 		}
 	}
-	addrs := make([]Addr, len(cfg.Targets))
-	for i, t := range cfg.Targets {
-		addrs[i], _ = ParseAddr(t)
-	}
-	s.up = newUpstream(addrs, cfg.Failover)
+	s.up = newUpstream(cfg.Targets, cfg.RoundRobin)
 	if cfg.MaxConns > 0 {
 		s.slots = make(chan struct{}, cfg.MaxConns)
 	}
@@ -106,8 +91,7 @@ func newService(ctx context.Context, cfg Service, d deps) (*service, error) {
 		}
 	}
 	if len(cfg.Curves) > 0 {
-		// Validated with the config; the error cannot happen here.
-		s.tlsConf.CurvePreferences, _ = tlsconf.ParseCurves(cfg.Curves)
+		s.tlsConf.CurvePreferences = cfg.Curves
 	}
 	s.setNotAfter()
 	var bg context.Context

@@ -39,6 +39,14 @@ type Status struct {
 	Services   []ServiceStatus `json:"services"`
 }
 
+// StatusAddr is the configured address of the status listener; the zero
+// Addr when there is none. The caller serves StatusHandler there.
+func (p *Proxy) StatusAddr() Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg.status
+}
+
 // Status reports every service; Ready is false when a service's own
 // certificate is expired or about to, or none of its targets is reachable.
 func (p *Proxy) Status() Status {
@@ -58,7 +66,7 @@ func (p *Proxy) Status() Status {
 	}
 	now := time.Now()
 	for _, s := range svcs {
-		ss := ServiceStatus{Name: s.cfg.Name, Mode: s.cfg.Mode, Listen: s.cfg.Listen, SNI: s.cfg.SNI,
+		ss := ServiceStatus{Name: s.cfg.Name, Mode: s.cfg.Mode, Listen: s.cfg.Listen.String(), SNI: s.cfg.SNI,
 			NotAfter: s.id.NotAfter(), Open: s.open.Load(), Targets: s.up.status()}
 		if c := s.id.Certificate(); c != nil && c.Leaf != nil {
 			ss.Subject = c.Leaf.Subject.String()

@@ -122,13 +122,13 @@ func (t *target) status(now time.Time) TargetStatus {
 
 // upstream is the target set of a service.
 type upstream struct {
-	targets []*target
-	policy  string
-	next    atomic.Uint64
+	targets    []*target
+	roundRobin bool // else priority: the first healthy target
+	next       atomic.Uint64
 }
 
-func newUpstream(addrs []Addr, policy string) *upstream {
-	u := &upstream{policy: policy}
+func newUpstream(addrs []Addr, roundRobin bool) *upstream {
+	u := &upstream{roundRobin: roundRobin}
 	for _, a := range addrs {
 		u.targets = append(u.targets, &target{addr: a})
 	}
@@ -141,7 +141,7 @@ func newUpstream(addrs []Addr, policy string) *upstream {
 func (u *upstream) order(now time.Time) []*target {
 	n := len(u.targets)
 	start := 0
-	if u.policy == FailoverRoundRobin && n > 1 {
+	if u.roundRobin && n > 1 {
 		start = int(u.next.Add(1)-1) % n
 	}
 	out := make([]*target, 0, n)
