@@ -72,6 +72,7 @@ func ParseCertificateBlocks(blocks []*pem.Block) ([]*x509.Certificate, error) {
 func EncodeCertificates(certs ...*x509.Certificate) []byte {
 	var b bytes.Buffer
 	for _, c := range certs {
+		// pem.Encode fails only when its writer does; a bytes.Buffer does not.
 		_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 	}
 	return b.Bytes()

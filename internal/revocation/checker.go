@@ -105,7 +105,10 @@ func newChecker(cfg Config, log *slog.Logger, reg prometheus.Registerer, client 
 	}
 	c := &Checker{cfg: cfg, log: log, client: client, now: now, kick: make(chan struct{}, 1)}
 	for _, loc := range cfg.CRLs {
-		l, _ := parseLocation(loc) // checked by Validate
+		l, err := parseLocation(loc)
+		if err != nil { // Validate accepted it; a failure here is a bug, said rather than hidden
+			return nil, fmt.Errorf("crl %q: %w", redact(loc), err)
+		}
 		c.sources = append(c.sources, &source{loc: l, label: redact(loc)})
 	}
 	if cfg.OCSP {
