@@ -56,6 +56,12 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 func ParseCertificateBlocks(blocks []*pem.Block) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for i, b := range blocks {
+		if b.Type == "TRUSTED CERTIFICATE" {
+			// OpenSSL's form with trust settings appended: a bundle entry
+			// meant as a trust anchor, which skipping would silently drop
+			// from the trust set. `openssl x509 -in F -out G` converts it.
+			return nil, fmt.Errorf("%w: PEM block %d: TRUSTED CERTIFICATE (OpenSSL trust settings) is not read; convert it with openssl x509", ErrMalformedPEM, i+1)
+		}
 		if b.Type != "CERTIFICATE" {
 			continue
 		}

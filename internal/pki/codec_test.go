@@ -166,3 +166,18 @@ func TestEncodePKCS12(t *testing.T) {
 		})
 	}
 }
+
+// TestParseCertificateBlocksTrusted: OpenSSL's TRUSTED CERTIFICATE form is
+// refused, not skipped, so a CA bundle holding one never loads without it.
+func TestParseCertificateBlocksTrusted(t *testing.T) {
+	certs := testBundle(t)
+	in := append(pki.EncodeCertificates(certs[0]), pemBlock("TRUSTED CERTIFICATE", certs[1].Raw)...)
+	blocks, err := pki.DecodePEMBlocks(in)
+	if err != nil {
+		t.Fatalf("DecodePEMBlocks = %v", err)
+	}
+	got, err := pki.ParseCertificateBlocks(blocks)
+	if !errors.Is(err, pki.ErrMalformedPEM) || !strings.Contains(err.Error(), "block 2") {
+		t.Errorf("ParseCertificateBlocks(cert + trusted cert) = %d certs, %v, want ErrMalformedPEM naming block 2", len(got), err)
+	}
+}
