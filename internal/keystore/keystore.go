@@ -73,20 +73,7 @@ func Parse(data []byte, pass Passphrase) (crypto.Signer, error) {
 	}
 	der := block.Bytes
 	if block.Type == "ENCRYPTED PRIVATE KEY" {
-		pw, err := ask(pass)
-		if err != nil {
-			return nil, err
-		}
-		k, err := pkcs8.ParsePKCS8PrivateKey(der, pw)
-		if err != nil {
-			if strings.Contains(err.Error(), "password") || strings.Contains(err.Error(), "padding") {
-				return nil, ErrBadPassphrase
-			}
-			// A wrong passphrase can decrypt to garbage with valid
-			// padding (1 in 256); the parse error then means the same.
-			return nil, fmt.Errorf("%w (or a damaged key: %v)", ErrBadPassphrase, err)
-		}
-		return signer(k)
+		return parseEncrypted(der, pass)
 	}
 	//lint:ignore SA1019 legacy encrypted PEM is insecure, but existing easy-rsa and openssl PKIs have such keys and import must read them once.
 	if x509.IsEncryptedPEMBlock(block) {
@@ -108,6 +95,44 @@ func Parse(data []byte, pass Passphrase) (crypto.Signer, error) {
 		return k, nil
 	}
 	return parseDER(block.Type, der)
+}
+
+// parseEncrypted decrypts a PKCS#8 EncryptedPrivateKeyInfo. The file is
+// checked before the passphrase is asked for or the library sees it.
+func parseEncrypted(der []byte, pass Passphrase) (crypto.Signer, error) {
+	if err := checkPBES2(der); err != nil {
+		return nil, err
+	}
+	pw, err := ask(pass)
+	if err != nil {
+		return nil, err
+	}
+	k, err := contain("PKCS#8 decryption", func() (any, error) { return pkcs8.ParsePKCS8PrivateKey(der, pw) })
+	switch {
+	case errors.Is(err, ErrMalformedKey):
+		return nil, err
+	case err != nil && (strings.Contains(err.Error(), "password") || strings.Contains(err.Error(), "padding")):
+		return nil, ErrBadPassphrase
+	case err != nil:
+		// A wrong passphrase can decrypt to garbage with valid
+		// padding (1 in 256); the parse error then means the same.
+		return nil, fmt.Errorf("%w (or a damaged key: %v)", ErrBadPassphrase, err)
+	}
+	return signer(k)
+}
+
+// contain runs a third-party parser on untrusted bytes and turns a panic
+// into an ErrMalformedKey: a damaged key file must fail the load, or a
+// reload that keeps the old key, never end the process. The checks before
+// each call are the real fix; this catches what they miss.
+func contain[T any](what string, parse func() (T, error)) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			var zero T
+			v, err = zero, fmt.Errorf("%w: %s panicked: %v", ErrMalformedKey, what, r)
+		}
+	}()
+	return parse()
 }
 
 func ask(pass Passphrase) ([]byte, error) {
