@@ -9,3 +9,6 @@ func LowerKDFLimits(tb testing.TB, iterations, scryptMemory, scryptWork int) {
 	limits = kdfLimits{iterations, scryptMemory, scryptWork}
 	tb.Cleanup(func() { limits = old })
 }
+
+// ErrPanicked marks an error that was a library panic.
+var ErrPanicked = errPanicked

@@ -61,6 +61,9 @@ func FuzzKeystoreParse(f *testing.F) {
 	keystore.LowerKDFLimits(f, fuzzIterations, fuzzScryptMemory, fuzzScryptWork)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		k, err := keystore.Parse(data, static(fixturePass))
+		if errors.Is(err, keystore.ErrPanicked) {
+			t.Fatalf("Parse: %v", err)
+		}
 		if err != nil {
 			if !errors.Is(err, keystore.ErrMalformedKey) && !errors.Is(err, keystore.ErrBadPassphrase) && !errors.Is(err, keystore.ErrKDFCost) {
 				t.Fatalf("Parse error %v is not ErrMalformedKey, ErrBadPassphrase or ErrKDFCost", err)

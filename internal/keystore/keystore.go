@@ -121,6 +121,10 @@ func parseEncrypted(der []byte, pass Passphrase) (crypto.Signer, error) {
 	return signer(k)
 }
 
+// errPanicked marks a contained library panic, so fuzz targets still
+// report one.
+var errPanicked = errors.New("panicked")
+
 // contain runs a third-party parser on untrusted bytes and turns a panic
 // into an ErrMalformedKey: a damaged key file must fail the load, or a
 // reload that keeps the old key, never end the process. The checks before
@@ -129,7 +133,7 @@ func contain[T any](what string, parse func() (T, error)) (v T, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			var zero T
-			v, err = zero, fmt.Errorf("%w: %s panicked: %v", ErrMalformedKey, what, r)
+			v, err = zero, fmt.Errorf("%w: %s %w: %v", ErrMalformedKey, what, errPanicked, r)
 		}
 	}()
 	return parse()

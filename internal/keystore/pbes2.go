@@ -184,10 +184,7 @@ func checkIterations(kdf string, n int) error {
 	if n < 1 {
 		return fmt.Errorf("%w: %s iteration count %d", ErrMalformedKey, kdf, n)
 	}
-	if n > limits.iterations {
-		return fmt.Errorf("%w: %s iteration count %d, the limit is %d", ErrKDFCost, kdf, n, limits.iterations)
-	}
-	return nil
+	return checkCost(kdf, n)
 }
 
 // checkScrypt applies the scrypt memory and work caps, dividing rather than
