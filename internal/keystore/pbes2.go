@@ -57,8 +57,10 @@ type pbes2Params struct {
 	Scheme pkix.AlgorithmIdentifier
 }
 
+// pbkdf2Params takes any salt element: go-pkcs12 reads it as a RawValue,
+// so a salt this struct could not decode must not skip the cost check.
 type pbkdf2Params struct {
-	Salt       []byte
+	Salt       asn1.RawValue
 	Iterations int
 	KeyLength  int                      `asn1:"optional"`
 	PRF        pkix.AlgorithmIdentifier `asn1:"optional"`

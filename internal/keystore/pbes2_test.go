@@ -36,6 +36,8 @@ func mustMarshal(t *testing.T, v any) asn1.RawValue {
 	return asn1.RawValue{FullBytes: b}
 }
 
+var testSalt = asn1.RawValue{Tag: asn1.TagOctetString, Bytes: []byte("salt")}
+
 func pbkdf2ID(t *testing.T, p pbkdf2Params) pkix.AlgorithmIdentifier {
 	return pkix.AlgorithmIdentifier{Algorithm: oidPBKDF2, Parameters: mustMarshal(t, p)}
 }
@@ -72,7 +74,7 @@ func pass(pw string) Passphrase { return func() ([]byte, error) { return []byte(
 func TestParseHostilePBES2(t *testing.T) {
 	crasher := readTestdata(t, "pbes2-short-iv.pem")
 	iter := func(n int) pkix.AlgorithmIdentifier {
-		return pbkdf2ID(t, pbkdf2Params{Salt: []byte("salt"), Iterations: n})
+		return pbkdf2ID(t, pbkdf2Params{Salt: testSalt, Iterations: n})
 	}
 	tests := []struct {
 		name    string
@@ -89,8 +91,8 @@ func TestParseHostilePBES2(t *testing.T) {
 		{"AES-GCM", hostile{kdf: iter(10), cipher: asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 46}}.pemOf(t), ErrMalformedKey, "cipher 2.16.840.1.101.3.4.1.46 is not supported"},
 		{"PBES1", readTestdata(t, "ec-pkcs8-pbe-sha1-3des.pem"), ErrMalformedKey, "is not PBES2"},
 		{"unknown KDF", hostile{kdf: pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 2, 3}}}.pemOf(t), ErrMalformedKey, "key derivation 1.2.3 is not supported"},
-		{"HMAC-SHA-512 PRF", hostile{kdf: pbkdf2ID(t, pbkdf2Params{Salt: []byte("s"), Iterations: 10, PRF: pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 11}}})}.pemOf(t), ErrMalformedKey, "PRF 1.2.840.113549.2.11 is not supported"},
-		{"key length 16 for AES-256", hostile{kdf: pbkdf2ID(t, pbkdf2Params{Salt: []byte("s"), Iterations: 10, KeyLength: 16})}.pemOf(t), ErrMalformedKey, "key length 16, the cipher needs 32"},
+		{"HMAC-SHA-512 PRF", hostile{kdf: pbkdf2ID(t, pbkdf2Params{Salt: testSalt, Iterations: 10, PRF: pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 11}}})}.pemOf(t), ErrMalformedKey, "PRF 1.2.840.113549.2.11 is not supported"},
+		{"key length 16 for AES-256", hostile{kdf: pbkdf2ID(t, pbkdf2Params{Salt: testSalt, Iterations: 10, KeyLength: 16})}.pemOf(t), ErrMalformedKey, "key length 16, the cipher needs 32"},
 		{"zero iterations", hostile{kdf: iter(0)}.pemOf(t), ErrMalformedKey, "iteration count 0"},
 		{"negative iterations", hostile{kdf: iter(-5)}.pemOf(t), ErrMalformedKey, "iteration count -5"},
 		{"iterations one above the cap", hostile{kdf: iter(MaxPBKDF2Iterations + 1)}.pemOf(t), ErrKDFCost, "PBKDF2 iteration count 10000001, the limit is 10000000"},
@@ -121,12 +123,12 @@ func TestParseHostilePBES2(t *testing.T) {
 // run: they take seconds).
 func TestCheckPBES2AtTheLimits(t *testing.T) {
 	for name, kdf := range map[string]pkix.AlgorithmIdentifier{
-		"PBKDF2 at the cap":     pbkdf2ID(t, pbkdf2Params{Salt: []byte("s"), Iterations: MaxPBKDF2Iterations}),
+		"PBKDF2 at the cap":     pbkdf2ID(t, pbkdf2Params{Salt: testSalt, Iterations: MaxPBKDF2Iterations}),
 		"scrypt memory cap":     scryptID(t, 1<<18, 8, 4),
 		"openssl scrypt":        scryptID(t, 1<<14, 8, 1),
 		"scrypt work cap p=64":  scryptID(t, 1<<14, 8, 64),
-		"PBKDF2 with SHA-1 PRF": pbkdf2ID(t, pbkdf2Params{Salt: []byte("s"), Iterations: 2048, PRF: pkix.AlgorithmIdentifier{Algorithm: oidHMACSHA1}}),
-		"PBKDF2 key length 32":  pbkdf2ID(t, pbkdf2Params{Salt: []byte("s"), Iterations: 2048, KeyLength: 32}),
+		"PBKDF2 with SHA-1 PRF": pbkdf2ID(t, pbkdf2Params{Salt: testSalt, Iterations: 2048, PRF: pkix.AlgorithmIdentifier{Algorithm: oidHMACSHA1}}),
+		"PBKDF2 key length 32":  pbkdf2ID(t, pbkdf2Params{Salt: testSalt, Iterations: 2048, KeyLength: 32}),
 	} {
 		b, _ := pem.Decode(hostile{kdf: kdf}.pemOf(t))
 		if err := checkPBES2(b.Bytes); err != nil {

@@ -86,8 +86,9 @@ var (
 // Bags inside an encrypted safe are only visible after decryption; by
 // then the MAC has been verified with the password (a file without one is
 // read only with an empty password), so their cost was set by someone who
-// holds the password. Structures it cannot decode are left to go-pkcs12,
-// which reports them.
+// holds the password. The structs decode exactly what go-pkcs12's do, or
+// more, so a part they cannot decode is one go-pkcs12 rejects too, without
+// deriving a key: it is left to go-pkcs12 to report.
 func checkPKCS12(der []byte) error {
 	var p pfx
 	if _, err := asn1.Unmarshal(der, &p); err != nil || !p.AuthSafe.ContentType.Equal(oidData) {
@@ -96,8 +97,13 @@ func checkPKCS12(der []byte) error {
 	if err := checkMAC(p.MacData); err != nil {
 		return err
 	}
+	// As go-pkcs12 does: whatever element the content holds, its bytes.
+	var inner asn1.RawValue
 	var safes []contentInfo
-	if !unwrapData(p.AuthSafe.Content, &safes) {
+	if _, err := asn1.Unmarshal(p.AuthSafe.Content.Bytes, &inner); err != nil {
+		return nil
+	}
+	if _, err := asn1.Unmarshal(inner.Bytes, &safes); err != nil {
 		return nil
 	}
 	for _, ci := range safes {
@@ -133,8 +139,12 @@ func checkSafe(ci contentInfo) error {
 		}
 		return checkPBE("PKCS#12 safe", ed.Info.Algorithm)
 	case ci.ContentType.Equal(oidData):
+		var octets []byte
 		var bags []safeBag
-		if !unwrapData(ci.Content, &bags) {
+		if _, err := asn1.Unmarshal(ci.Content.Bytes, &octets); err != nil {
+			return nil
+		}
+		if _, err := asn1.Unmarshal(octets, &bags); err != nil {
 			return nil
 		}
 		for _, b := range bags {
@@ -151,16 +161,6 @@ func checkSafe(ci contentInfo) error {
 		}
 	}
 	return nil
-}
-
-// unwrapData decodes the OCTET STRING of a data ContentInfo into v.
-func unwrapData(content asn1.RawValue, v any) bool {
-	var octets []byte
-	if _, err := asn1.Unmarshal(content.Bytes, &octets); err != nil {
-		return false
-	}
-	_, err := asn1.Unmarshal(octets, v)
-	return err == nil
 }
 
 // checkPBE checks the iteration count of PKCS#12 PBE (pbeWithSHAAnd…)

@@ -99,6 +99,18 @@ func TestParsePKCS12Cost(t *testing.T) {
 		{"PBE-SHA1-3DES key bag", keepMark(t, legacy, 1), "PKCS#12 key bag PBE iteration count 4660"},
 		{"PBMAC1", keepMark(t, pbmac1, 2), "PKCS#12 PBMAC1 iteration count 4660"},
 	}
+	// go-pkcs12 takes a constructed OCTET STRING (0x24) salt as one; so
+	// must the check, or such a salt would skip it.
+	salt := append([]byte{0x04, 0x10}, make([]byte, 16)...)
+	constructed := bytes.Replace(keepMark(t, modern, 0), append(salt, markDER...), append(append([]byte{0x24, 0x10}, salt[2:]...), markDER...), 1)
+	if !bytes.Contains(constructed, []byte{0x24, 0x10}) {
+		t.Fatal("no PBES2 salt to make constructed")
+	}
+	tests = append(tests, struct {
+		name string
+		data []byte
+		want string
+	}{"PBES2 safe, constructed salt", constructed, "PKCS#12 safe PBES2 iteration count 4660"})
 	for _, tt := range tests {
 		if _, _, err := ParsePKCS12(tt.data, "pw"); !errors.Is(err, ErrKDFCost) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ParsePKCS12(%s) = %v, want ErrKDFCost: %q", tt.name, err, tt.want)
