@@ -1,7 +1,9 @@
 // Package keystore holds private keys as crypto.Signer: PEM files, encrypted
-// at rest as PKCS#8 PBES2 (readable by `openssl pkey`), and later PKCS#12,
-// PKCS#11 tokens and TPMs. It also gathers passphrases from files, the
-// environment or a terminal.
+// at rest as PKCS#8 PBES2 (readable by `openssl pkey`), PKCS#12 files, and
+// later PKCS#11 tokens and TPMs. Key files are untrusted input: their
+// encryption parameters and KDF cost are checked before a library decrypts
+// them. It also gathers passphrases from files, the environment or a
+// terminal.
 package keystore
 
 import (
