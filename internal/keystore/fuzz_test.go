@@ -2,73 +2,26 @@ package keystore_test
 
 import (
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/youmark/pkcs8"
+
 	"github.com/portcullis-dev/portcullis/internal/keystore"
 )
 
-// maxFuzzIterations bounds the PBKDF2 work of one fuzz input; a mutated
-// iteration count would otherwise make one input take minutes.
-const maxFuzzIterations = 10_000
-
-// Mirrors of the PKCS#8 PBES2 structures github.com/youmark/pkcs8 decodes,
-// so kdfCheap decodes exactly what Parse would.
-type fuzzEncryptedPrivateKeyInfo struct {
-	EncryptionAlgorithm pkix.AlgorithmIdentifier
-	EncryptedData       []byte
-}
-
-type fuzzPBES2Params struct {
-	KeyDerivationFunc pkix.AlgorithmIdentifier
-	EncryptionScheme  pkix.AlgorithmIdentifier
-}
-
-type fuzzPBKDF2Params struct {
-	Salt           []byte
-	IterationCount int
-	PRF            pkix.AlgorithmIdentifier `asn1:"optional"`
-}
-
-var (
-	oidPBKDF2 = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}
-	oidScrypt = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11591, 4, 11}
+// Fuzz-time KDF caps: low enough that no input spends more than
+// milliseconds deriving a key, so mutated PBKDF2 and scrypt parameters run
+// instead of being skipped, and those above the caps exercise the
+// ErrKDFCost path.
+const (
+	fuzzIterations   = 10_000
+	fuzzScryptMemory = 1 << 20
+	fuzzScryptWork   = 4 << 20
 )
-
-// kdfCheap reports whether parsing data costs little key derivation: any
-// form but an encrypted PKCS#8 key, or one whose structure fails to decode
-// before the KDF runs, or PBKDF2 with few iterations. scrypt (memory cost
-// up to gigabytes) is never run.
-func kdfCheap(data []byte) bool {
-	b, err := keystore.KeyBlock(data)
-	if err != nil || b.Type != "ENCRYPTED PRIVATE KEY" {
-		return true
-	}
-	var info fuzzEncryptedPrivateKeyInfo
-	if _, err := asn1.Unmarshal(b.Bytes, &info); err != nil {
-		return true
-	}
-	var params fuzzPBES2Params
-	if _, err := asn1.Unmarshal(info.EncryptionAlgorithm.Parameters.FullBytes, &params); err != nil {
-		return true
-	}
-	switch {
-	case params.KeyDerivationFunc.Algorithm.Equal(oidScrypt):
-		return false
-	case params.KeyDerivationFunc.Algorithm.Equal(oidPBKDF2):
-		var p fuzzPBKDF2Params
-		if _, err := asn1.Unmarshal(params.KeyDerivationFunc.Parameters.FullBytes, &p); err != nil {
-			return true
-		}
-		return p.IterationCount <= maxFuzzIterations
-	}
-	return true
-}
 
 func FuzzKeystoreParse(f *testing.F) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.pem"))
@@ -96,18 +49,24 @@ func FuzzKeystoreParse(f *testing.F) {
 		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaKey())}),
 		cheapEncrypted(f, ecKey(), fixturePass), // decrypts
 		cheapEncrypted(f, ecKey(), "other"),     // does not
+		// scrypt under the fuzz caps, so mutations reach scrypt.
+		encryptedWith(f, ecKey(), fixturePass, &pkcs8.Opts{
+			Cipher:  pkcs8.AES128CBC,
+			KDFOpts: pkcs8.ScryptOpts{SaltSize: 16, CostParameter: 256, BlockSize: 8, ParallelizationParameter: 1},
+		}),
 		plain[:len(plain)/2], nil,
 	} {
 		f.Add(b)
 	}
+	keystore.LowerKDFLimits(f, fuzzIterations, fuzzScryptMemory, fuzzScryptWork)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if !kdfCheap(data) {
-			t.Skip("key derivation too expensive for a fuzz input")
-		}
 		k, err := keystore.Parse(data, static(fixturePass))
+		if errors.Is(err, keystore.ErrPanicked) {
+			t.Fatalf("Parse: %v", err)
+		}
 		if err != nil {
-			if !errors.Is(err, keystore.ErrMalformedKey) && !errors.Is(err, keystore.ErrBadPassphrase) {
-				t.Fatalf("Parse error %v is neither ErrMalformedKey nor ErrBadPassphrase", err)
+			if !errors.Is(err, keystore.ErrMalformedKey) && !errors.Is(err, keystore.ErrBadPassphrase) && !errors.Is(err, keystore.ErrKDFCost) {
+				t.Fatalf("Parse error %v is not ErrMalformedKey, ErrBadPassphrase or ErrKDFCost", err)
 			}
 			return
 		}

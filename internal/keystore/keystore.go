@@ -1,7 +1,9 @@
 // Package keystore holds private keys as crypto.Signer: PEM files, encrypted
-// at rest as PKCS#8 PBES2 (readable by `openssl pkey`), and later PKCS#12,
-// PKCS#11 tokens and TPMs. It also gathers passphrases from files, the
-// environment or a terminal.
+// at rest as PKCS#8 PBES2 (readable by `openssl pkey`), PKCS#12 files, and
+// later PKCS#11 tokens and TPMs. Key files are untrusted input: their
+// encryption parameters and KDF cost are checked before a library decrypts
+// them. It also gathers passphrases from files, the environment or a
+// terminal.
 package keystore
 
 import (
@@ -101,20 +103,7 @@ func Parse(data []byte, pass Passphrase) (crypto.Signer, error) {
 	}
 	der := block.Bytes
 	if block.Type == "ENCRYPTED PRIVATE KEY" {
-		pw, err := ask(pass)
-		if err != nil {
-			return nil, err
-		}
-		k, err := pkcs8.ParsePKCS8PrivateKey(der, pw)
-		if err != nil {
-			if strings.Contains(err.Error(), "password") || strings.Contains(err.Error(), "padding") {
-				return nil, ErrBadPassphrase
-			}
-			// A wrong passphrase can decrypt to garbage with valid
-			// padding (1 in 256); the parse error then means the same.
-			return nil, fmt.Errorf("%w (or a damaged key: %v)", ErrBadPassphrase, err)
-		}
-		return signer(k)
+		return parseEncrypted(der, pass)
 	}
 	//lint:ignore SA1019 legacy encrypted PEM is insecure, but existing easy-rsa and openssl PKIs have such keys and import must read them once.
 	if x509.IsEncryptedPEMBlock(block) {
@@ -136,6 +125,48 @@ func Parse(data []byte, pass Passphrase) (crypto.Signer, error) {
 		return k, nil
 	}
 	return parseDER(block.Type, der)
+}
+
+// parseEncrypted decrypts a PKCS#8 EncryptedPrivateKeyInfo. The file is
+// checked before the passphrase is asked for or the library sees it.
+func parseEncrypted(der []byte, pass Passphrase) (crypto.Signer, error) {
+	if err := checkPBES2(der); err != nil {
+		return nil, err
+	}
+	pw, err := ask(pass)
+	if err != nil {
+		return nil, err
+	}
+	k, err := contain("PKCS#8 decryption", func() (any, error) { return pkcs8.ParsePKCS8PrivateKey(der, pw) })
+	switch {
+	case errors.Is(err, ErrMalformedKey):
+		return nil, err
+	case err != nil && (strings.Contains(err.Error(), "password") || strings.Contains(err.Error(), "padding")):
+		return nil, ErrBadPassphrase
+	case err != nil:
+		// A wrong passphrase can decrypt to garbage with valid
+		// padding (1 in 256); the parse error then means the same.
+		return nil, fmt.Errorf("%w (or a damaged key: %v)", ErrBadPassphrase, err)
+	}
+	return signer(k)
+}
+
+// errPanicked marks a contained library panic, so fuzz targets still
+// report one.
+var errPanicked = errors.New("panicked")
+
+// contain runs a third-party parser on untrusted bytes and turns a panic
+// into an ErrMalformedKey: a damaged key file must fail the load, or a
+// reload that keeps the old key, never end the process. The checks before
+// each call are the real fix; this catches what they miss.
+func contain[T any](what string, parse func() (T, error)) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			var zero T
+			v, err = zero, fmt.Errorf("%w: %s %w: %v", ErrMalformedKey, what, errPanicked, r)
+		}
+	}()
+	return parse()
 }
 
 func ask(pass Passphrase) ([]byte, error) {

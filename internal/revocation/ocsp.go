@@ -155,7 +155,7 @@ func (c *Checker) runOCSP(ctx context.Context, k ocspKey, call *ocspCall, leaf, 
 func (c *Checker) queryOCSP(ctx context.Context, leaf, issuer *x509.Certificate) (answer, time.Time) {
 	// SHA-1 CertID (the default): RFC 5019 §2.1.1 requires it of
 	// lightweight clients, so every responder understands it.
-	req, err := ocsp.CreateRequest(leaf, issuer, nil)
+	req, err := createRequest(leaf, issuer)
 	if err != nil {
 		c.m.ocspRequests.WithLabelValues(ocspError).Inc()
 		return answer{why: "OCSP: building the request: " + err.Error()}, c.now().Add(min(ocspRetry, c.cfg.Refresh))
@@ -174,6 +174,18 @@ func (c *Checker) queryOCSP(ctx context.Context, leaf, issuer *x509.Certificate)
 		}
 	}
 	return ans, until
+}
+
+// createRequest is ocsp.CreateRequest with a panic made an error: under
+// GODEBUG=fips140=only crypto/sha1 panics on the SHA-1 CertID hash, and
+// this runs in a goroutine of its own, where a panic ends the process.
+func createRequest(leaf, issuer *x509.Certificate) (req []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			req, err = nil, fmt.Errorf("x/crypto/ocsp panicked: %v", r)
+		}
+	}()
+	return ocsp.CreateRequest(leaf, issuer, nil)
 }
 
 func (c *Checker) askResponder(ctx context.Context, url string, req []byte, leaf, issuer *x509.Certificate) (answer, time.Time, string) {

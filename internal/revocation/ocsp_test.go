@@ -56,7 +56,7 @@ func newGoResponder(t *testing.T, answer func(*ocsp.Request) []byte) *goResponde
 
 // ocspResponse signs a response about serial with key; embed, when set, is
 // the certificate put in the response.
-func ocspResponse(t *testing.T, issuer *x509.Certificate, signer crypto.Signer, embed *x509.Certificate, req *ocsp.Request, status int, nextUpdate time.Duration) []byte {
+func ocspResponse(t testing.TB, issuer *x509.Certificate, signer crypto.Signer, embed *x509.Certificate, req *ocsp.Request, status int, nextUpdate time.Duration) []byte {
 	t.Helper()
 	now := time.Now().Truncate(time.Second)
 	tmpl := ocsp.Response{Status: status, SerialNumber: req.SerialNumber, ThisUpdate: now.Add(-time.Minute),

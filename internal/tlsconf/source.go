@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"software.sslmate.com/src/go-pkcs12"
-
 	"github.com/portcullis-dev/portcullis/internal/keystore"
 	"github.com/portcullis-dev/portcullis/internal/pki"
 )
@@ -176,18 +174,14 @@ func isPKCS12(path string, data []byte) bool {
 }
 
 func parsePKCS12(data []byte, password string) (*tls.Certificate, error) {
-	k, leaf, cas, err := pkcs12.DecodeChain(data, password)
+	key, chain, err := keystore.ParsePKCS12(data, password)
 	if err != nil {
 		return nil, fmt.Errorf("PKCS#12: %w", err)
 	}
-	key, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("PKCS#12: %T is not a signing key", k)
+	if !matches(key, chain[0]) {
+		return nil, fmt.Errorf("PKCS#12 certificate %s: %w", chain[0].Subject, ErrKeyMismatch)
 	}
-	if !matches(key, leaf) {
-		return nil, fmt.Errorf("PKCS#12 certificate %s: %w", leaf.Subject, ErrKeyMismatch)
-	}
-	return certificate(key, append([]*x509.Certificate{leaf}, cas...)), nil
+	return certificate(key, chain), nil
 }
 
 // parseBundle reads a PEM file holding one private key and its chain in
