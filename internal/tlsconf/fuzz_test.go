@@ -17,9 +17,8 @@ import (
 // FuzzParsePEM feeds the PEM parsers of certificate files, CA bundles and
 // keystore bundles. Keys are parsed without a passphrase, so an encrypted
 // PKCS#8 key stops before its (input-chosen, possibly huge) KDF work;
-// keystore's own fuzz target covers decryption. PKCS#12 input is not
-// fuzzed here for the same reason: go-pkcs12 runs whatever iteration count
-// the file names.
+// keystore's own fuzz targets cover decryption, PKCS#12 included
+// (FuzzKeystoreParse, FuzzKeystorePKCS12, with lowered KDF caps).
 func FuzzParsePEM(f *testing.F) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
