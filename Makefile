@@ -46,7 +46,7 @@ unit:
 fuzz:
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
-# CA benchmarks, then the tunnel against stunnel4 and nginx (7 to 9
+# CA benchmarks, then the tunnel against stunnel4 and nginx (8 to 10
 # minutes in all; BENCHTIME scales it). See docs/benchmarks.md.
 bench: bin
 	@scripts/bench.sh

@@ -10,8 +10,14 @@
 # /proc/PID/{stat,status}, summed over the process tree (nginx workers).
 #
 # BENCHTIME (default 5s) is the length of each timed point, run in ROUNDS
-# (default 2) slices; IDLE_COUNTS (default "1000 5000") the idle sizes;
-# KEEP=1 keeps the work directory (configs, logs, records.jsonl).
+# (default 2) slices (the X25519-only echo pattern in at least 3);
+# IDLE_COUNTS (default "1000 5000") the idle sizes; KEEP=1 keeps the work
+# directory (configs, logs, records.jsonl).
+#
+# The kept-connection echo runs in three patterns (docs/benchmarks.md, "Two
+# latency patterns"): back to back with Go's default key exchanges; the
+# client offering X25519 only in 3 rounds (an independent harness's
+# pattern); and with 1 ms between requests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -159,9 +165,9 @@ pc_server() { # NAME PORT TARGETPORT CA
 	start "$1" "$BIN" tunnel server --listen "127.0.0.1:$2" --target "127.0.0.1:$3" \
 		--cert "${c[scrt]}" --key "${c[skey]}" --cacert "${c[ca]}" --allow-all
 }
-pc_client() { # NAME PORT TARGETPORT
+pc_client() { # NAME PORT TARGETPORT [FLAGS...]
 	start "$1" "$BIN" tunnel client --listen "127.0.0.1:$2" --target "127.0.0.1:$3" \
-		--cert "${EC[ccrt]}" --key "${EC[ckey]}" --cacert "${EC[ca]}"
+		--cert "${EC[ccrt]}" --key "${EC[ckey]}" --cacert "${EC[ca]}" "${@:4}"
 }
 # stunnel: one process, a section per service. SECTIONS is "name:port:target:CA".
 stunnel_conf() { # NAME DEBUG SECTIONS...
@@ -243,12 +249,16 @@ nginx_start() { start "$1" nginx -p "$T/$1" -e "$T/$1.err" -c "$T/$1.conf"; }
 
 # ---- the proxies under test, and the chain (client mode → server mode)
 newports pc-sink pc-echo pc-rsa st-sink st-echo st-rsa ng-sink ng-echo ng-rsa \
-	pcc-sink pcc-echo stc-sink stc-echo ngc-sink ngc-echo
+	pcc-sink pcc-echo pcc-echox stc-sink stc-echo ngc-sink ngc-echo
 pc_server pc-sink "${PORT[pc-sink]}" "${PORT[sink]}" EC
 pc_server pc-echo "${PORT[pc-echo]}" "${PORT[echo]}" EC
 pc_server pc-rsa "${PORT[pc-rsa]}" "${PORT[echo]}" RSA
 pc_client pcc-sink "${PORT[pcc-sink]}" "${PORT[pc-sink]}"
 pc_client pcc-echo "${PORT[pcc-echo]}" "${PORT[pc-echo]}"
+# The chain of the X25519-only pattern: the load generator speaks plaintext
+# to the client-mode proxy, so the proxies' own hop offers X25519 only
+# (stunnel and nginx, OpenSSL 3.0, pick X25519 anyway).
+pc_client pcc-echox "${PORT[pcc-echox]}" "${PORT[pc-echo]}" --curves x25519
 stunnel_conf st notice "sink:${PORT[st-sink]}:${PORT[sink]}:EC" "echo:${PORT[st-echo]}:${PORT[echo]}:EC" "rsa:${PORT[st-rsa]}:${PORT[echo]}:RSA"
 # info: stunnel logs "previous session reused" only at that level.
 stunnel_conf stc info "c-sink:${PORT[stc-sink]}:${PORT[st-sink]}:EC" "c-echo:${PORT[stc-echo]}:${PORT[st-echo]}:EC"
@@ -259,7 +269,7 @@ nginx_conf ngc "c:${PORT[ngc-sink]}:${PORT[ng-sink]}" "c:${PORT[ngc-echo]}:${POR
 nginx_start ng
 nginx_start ngc
 for n in sink echo tls-sink tls-echo tls-rsa; do ready "$n" "${PORT[$n]}"; done
-for n in pc-sink pc-echo pc-rsa pcc-sink pcc-echo; do ready "$n" "${PORT[$n]}"; done
+for n in pc-sink pc-echo pc-rsa pcc-sink pcc-echo pcc-echox; do ready "$n" "${PORT[$n]}"; done
 for n in st-sink st-echo st-rsa; do ready st "${PORT[$n]}"; done
 for n in stc-sink stc-echo; do ready stc "${PORT[$n]}"; done
 for n in ng-sink ng-echo ng-rsa; do ready ng "${PORT[$n]}"; done
@@ -277,6 +287,11 @@ for k in sink echo; do
 	ADDR[chain-stunnel:$k]=${PORT[stc-$k]} PROCS[chain-stunnel:$k]="stc st"
 	ADDR[chain-nginx:$k]=${PORT[ngc-$k]} PROCS[chain-nginx:$k]="ngc ng"
 done
+# echox: the echo service, reached through the X25519-only chain.
+for t in raw gotls portcullis stunnel nginx chain-stunnel chain-nginx; do
+	ADDR[$t:echox]=${ADDR[$t:echo]} PROCS[$t:echox]=${PROCS[$t:echo]}
+done
+ADDR[chain-portcullis:echox]=${PORT[pcc-echox]} PROCS[chain-portcullis:echox]="pcc-echox pc-echo"
 ADDR[gotls:rsa]=${PORT[tls-rsa]} PROCS[gotls:rsa]=tls-rsa
 ADDR[portcullis:rsa]=${PORT[pc-rsa]} PROCS[portcullis:rsa]=pc-rsa
 ADDR[stunnel:rsa]=${PORT[st-rsa]} PROCS[stunnel:rsa]=st
@@ -337,19 +352,23 @@ resumed() {
 	esac
 	echo "$r $t"
 }
-# scenario NAME KIND "TARGETS" LOADGEN-ARGS...: ROUNDS rounds, each target
-# in turn for BENCHTIME/ROUNDS; `loadgen report` merges the rounds.
+# scenario NAME KIND "TARGETS" LOADGEN-ARGS...: ROUNDS rounds (SROUNDS if
+# set), each target in turn for BENCHTIME/rounds; `loadgen report` merges
+# the rounds.
 scenario() {
-	local scen=$1 kind=$2 targets=$3 r t
+	local scen=$1 kind=$2 targets=$3 r t rounds=${SROUNDS:-$ROUNDS} slice
 	shift 3
-	for r in $(seq "$ROUNDS"); do
-		for t in $targets; do point "$t" "$scen" "$kind" "$@" -d "$SLICE"; done
+	slice=$(awk -v d="$BT" -v r="$rounds" 'BEGIN {
+		u = d; sub(/^[0-9.]+/, "", u); v = d + 0
+		ms = v * (u == "ms" ? 1 : u == "m" ? 60000 : 1000)
+		printf "%dms", ms / r }')
+	for r in $(seq "$rounds"); do
+		for t in $targets; do point "$t" "$scen" "$kind" "$@" -d "$slice"; done
 	done
 }
-SLICE=$(awk -v d="$BT" -v r="$ROUNDS" 'BEGIN {
-	u = d; sub(/^[0-9.]+/, "", u); v = d + 0
-	ms = v * (u == "ms" ? 1 : u == "m" ? 60000 : 1000)
-	printf "%dms", ms / r }')
+# The other request/response pattern (docs/benchmarks.md, "Two latency
+# patterns"): the client offers X25519 only, at least 3 rounds.
+R3=$((ROUNDS > 3 ? ROUNDS : 3))
 TLS_TARGETS="gotls portcullis stunnel nginx"
 ALL_TARGETS="raw $TLS_TARGETS"
 CHAIN_TARGETS="chain-portcullis chain-stunnel chain-nginx"
@@ -364,12 +383,16 @@ scenario hs-ecdsa-64-x25519 echo "$TLS_TARGETS" handshake -c 64 -curves x25519
 scenario hs-rsa-8 rsa "$TLS_TARGETS" handshake -c 8
 scenario hs-rsa-64 rsa "$TLS_TARGETS" handshake -c 64
 scenario echo-kept echo "$ALL_TARGETS" echo -size 1024
+SROUNDS=$R3 scenario echo-kept-x25519 echox "$ALL_TARGETS" echo -size 1024 -curves x25519
+scenario echo-kept-gap echo "$ALL_TARGETS" echo -size 1024 -think 1ms
 scenario echo-new echo "$ALL_TARGETS" echo -size 1024 -new-conn
 scenario chain-bulk8 sink "$CHAIN_TARGETS" bulk -conns 8
 scenario chain-echo-kept echo "$CHAIN_TARGETS" echo -size 1024
+SROUNDS=$R3 scenario chain-echo-kept-x25519 echox "$CHAIN_TARGETS" echo -size 1024
+scenario chain-echo-kept-gap echo "$CHAIN_TARGETS" echo -size 1024 -think 1ms
 scenario chain-echo-new echo "$CHAIN_TARGETS" echo -size 1024 -new-conn
 scenario chain-conns echo "$CHAIN_TARGETS" handshake -c 8
-for n in pc-sink pc-echo pc-rsa pcc-sink pcc-echo st stc ng ngc tls-sink tls-rsa; do stop "$n"; done
+for n in pc-sink pc-echo pc-rsa pcc-sink pcc-echo pcc-echox st stc ng ngc tls-sink tls-rsa; do stop "$n"; done
 
 # ---- idle: a fresh proxy each time, RSS before and with N idle mTLS
 # connections (each proven by a 1-byte round trip to the echo backend).
