@@ -242,13 +242,14 @@ func TestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Smash the pages after the first (schema) page: Open still works, since
-	// it does not read them, and Check notices.
+	// Smash the pages after those of an empty store (the schema, which no
+	// longer fits one page, and the empty tables' roots): Open still works,
+	// since it does not read them, and Check notices.
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 4096; i < len(b); i += 4096 {
+	for i := emptyStoreSize(t); i < len(b); i += 4096 {
 		copy(b[i:], bytes.Repeat([]byte{0xa5}, 64))
 	}
 	if err := os.WriteFile(path, b, 0o600); err != nil {
@@ -259,6 +260,20 @@ func TestCheck(t *testing.T) {
 	if err := s.Check(t.Context()); err == nil {
 		t.Errorf("Check(corrupt store) = nil, want an error")
 	}
+}
+
+// emptyStoreSize returns the size of a freshly migrated store's file.
+func emptyStoreSize(t *testing.T) int {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "empty.db")
+	if err := open(t, path).Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(fi.Size())
 }
 
 // Environment of a TestMultiProcess child.
@@ -499,4 +514,12 @@ func BenchmarkCreateCerts100k(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "certs/s")
+}
+
+func TestEnrollments(t *testing.T) {
+	storetest.RunEnrollments(t, func(t *testing.T) store.Enrollments {
+		s := open(t, filepath.Join(t.TempDir(), "ca.db"))
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }
