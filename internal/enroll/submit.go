@@ -41,10 +41,13 @@ type Outcome struct {
 // maxToken bounds the token input; a real one is 43 characters.
 const maxToken = 256
 
-// Submit checks a device's CSR and facts, records the request (or finds the
-// one recorded for the same CSR), and applies the automatic approval rules:
-// a bootstrap token first, then the allow-list. Without either the request
-// stays pending for a person.
+// Submit checks a device's CSR and facts before anything is stored,
+// records the request (or finds the one recorded for the same CSR), and
+// applies the automatic approval rules. A submission with a token is judged
+// by the token alone: a rejected token (replayed, expired, bound elsewhere)
+// is a signal worth a person's look, which the allow-list must not paper
+// over. Without a token the allow-list applies. Otherwise, or when neither
+// approves, the request stays pending for a person.
 func (s *Service) Submit(ctx context.Context, sub Submission) (*Outcome, error) {
 	csr, err := pki.ParseCSR(sub.CSR)
 	if err != nil {
