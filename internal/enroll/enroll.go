@@ -29,6 +29,7 @@ type Store interface {
 	TokenByHash(ctx context.Context, hash []byte) (*store.Token, error)
 	RedeemToken(ctx context.Context, hash []byte, d store.Decision) (*store.Request, error)
 	RevokeToken(ctx context.Context, id store.TokenID, at time.Time) error
+	MarkIssued(ctx context.Context, id store.RequestID, serial string, at time.Time) (*store.Request, error)
 }
 
 // Errors of the RA's own rules; store errors (store.ErrNotFound,
@@ -48,6 +49,8 @@ type Options struct {
 	// Audit receives one event per decision, as for internal/ca (in the
 	// server, obs.AuditLog's logger, so both write one audit.log).
 	Audit *slog.Logger
+	// Signer issues approved requests; without it Issue fails.
+	Signer Signer
 	// Now and Rand are the clock and the randomness; tests replace them.
 	Now  func() time.Time
 	Rand io.Reader
@@ -57,12 +60,13 @@ type Options struct {
 // hold once (a decision, a token's use) is enforced by the store's atomic
 // updates, not by state kept here, so replicas may share one store.
 type Service struct {
-	cfg   Config
-	store Store
-	log   *slog.Logger
-	audit *slog.Logger
-	now   func() time.Time
-	rand  io.Reader
+	cfg    Config
+	store  Store
+	signer Signer
+	log    *slog.Logger
+	audit  *slog.Logger
+	now    func() time.Time
+	rand   io.Reader
 }
 
 // New returns a Service applying cfg (after its defaults) over st.
@@ -71,7 +75,7 @@ func New(cfg Config, st Store, o Options) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("enrollment config: %w", err)
 	}
-	s := &Service{cfg: cfg, store: st, log: o.Logger, audit: o.Audit, now: o.Now, rand: o.Rand}
+	s := &Service{cfg: cfg, store: st, signer: o.Signer, log: o.Logger, audit: o.Audit, now: o.Now, rand: o.Rand}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

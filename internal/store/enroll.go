@@ -178,6 +178,11 @@ type Enrollments interface {
 	// number of concurrent redeemers exactly one wins; and the decision
 	// follows Decide's rules, a failure of which leaves the token unused.
 	RedeemToken(ctx context.Context, hash []byte, d Decision) (*Request, error)
+	// MarkIssued records that the CA issued the certificate with that
+	// serial for an approved request: the request becomes issued and its
+	// device, if pending, active (last seen at at). It fails with
+	// ErrConflict unless the request is approved, so it applies once.
+	MarkIssued(ctx context.Context, id RequestID, serial string, at time.Time) (*Request, error)
 	// RevokeToken marks a token revoked at at. A used or already revoked
 	// token stays as it is (revoking it again is not an error).
 	RevokeToken(ctx context.Context, id TokenID, at time.Time) error

@@ -341,3 +341,38 @@ func (s *Store) RevokeToken(ctx context.Context, id store.TokenID, at time.Time)
 	}
 	return nil
 }
+
+// MarkIssued moves an approved request to issued, and its device from
+// pending to active, in one transaction; the WHERE clause makes it apply
+// once.
+func (s *Store) MarkIssued(ctx context.Context, id store.RequestID, serial string, at time.Time) (*store.Request, error) {
+	n, err := encodeTime("last_seen", at)
+	if err != nil {
+		return nil, fmt.Errorf("marking request %s issued: %w", id, err)
+	}
+	var r *store.Request
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE enrollment_requests SET state = 'issued', cert_serial = ?,
+			version = version + 1 WHERE id = ? AND state = 'approved'`, serial, id)
+		if err != nil {
+			return cleanError(err)
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return cleanError(err)
+		}
+		if r, err = scanRequest(tx.QueryRowContext(ctx, selectRequest+" WHERE id = ?", id)); err != nil {
+			return err
+		}
+		if k != 1 {
+			return fmt.Errorf("%w: request is %s, not approved", store.ErrConflict, r.State)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE devices SET state = 'active', last_seen = ?, version = version + 1
+			WHERE id = ? AND state = 'pending'`, n, r.Device)
+		return cleanError(err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("marking request %s issued: %w", id, err)
+	}
+	return r, nil
+}

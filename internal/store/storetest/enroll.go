@@ -34,6 +34,7 @@ func RunEnrollments(t *testing.T, open func(t *testing.T) store.Enrollments) {
 		{"RedeemUnusable", testRedeemUnusable},
 		{"RedeemDecidedRequestKeepsToken", testRedeemDecidedRequestKeepsToken},
 		{"ConcurrentRedeem", testConcurrentRedeem},
+		{"MarkIssued", testMarkIssued},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -334,5 +335,30 @@ func testConcurrentRedeem(t *testing.T, s store.Enrollments) {
 		if got.State != want {
 			t.Errorf("request %d: %q, want %q", i, got.State, want)
 		}
+	}
+}
+
+func testMarkIssued(t *testing.T, s store.Enrollments) {
+	r := newRequest(t, s)
+	if _, err := s.MarkIssued(t.Context(), r.ID, "abc", now()); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("MarkIssued(pending) = %v, want ErrConflict", err)
+	}
+	if _, err := s.MarkIssued(t.Context(), "req_none", "abc", now()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("MarkIssued(unknown) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Decide(t.Context(), approval(r, "alice")); err != nil {
+		t.Fatal(err)
+	}
+	at := now().Add(time.Minute)
+	got, err := s.MarkIssued(t.Context(), r.ID, "abc", at)
+	if err != nil || got.State != store.RequestIssued || got.CertSerial != "abc" || got.Version != 3 {
+		t.Fatalf("MarkIssued(approved) = %+v, %v; want issued, serial abc, version 3", got, err)
+	}
+	d, err := s.Device(t.Context(), r.Device)
+	if err != nil || d.State != store.DeviceActive || !d.LastSeen.Equal(at) {
+		t.Errorf("device after MarkIssued = %+v, %v; want active, last seen %v", d, err, at)
+	}
+	if _, err := s.MarkIssued(t.Context(), r.ID, "def", at); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("second MarkIssued = %v, want ErrConflict", err)
 	}
 }
