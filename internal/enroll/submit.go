@@ -76,7 +76,18 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (*Outcome, error) 
 	if err != nil {
 		return nil, err
 	}
+	s.logSubmission(ctx, r, sub.SourceAddr)
 	return r, nil
+}
+
+// logSubmission is the one operator line per new submission.
+func (s *Service) logSubmission(ctx context.Context, o *Outcome, source string) {
+	attrs := []slog.Attr{slog.String("request", string(o.Request.ID)), slog.String("state", string(o.Request.State)),
+		slog.String("decided_by", o.Request.DecidedBy), slog.String("source", source)}
+	if o.TokenRejected != nil {
+		attrs = append(attrs, slog.String("token_rejected", o.TokenRejected.Error()))
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "enrollment submitted", attrs...)
 }
 
 // record stores the request and its device, or finds the earlier request

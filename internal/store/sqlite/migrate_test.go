@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
 func TestMigrationsNumbered(t *testing.T) {
@@ -136,7 +138,7 @@ func TestOpenRefuses(t *testing.T) {
 	}
 }
 
-// TestApplyMigrations upgrades a version 1 store with made-up migrations: a
+// TestApplyMigrations upgrades a current store with made-up migrations: a
 // good one lands with its version, a failing one leaves no trace.
 func TestApplyMigrations(t *testing.T) {
 	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "ca.db"))
@@ -177,5 +179,44 @@ func TestApplyMigrations(t *testing.T) {
 		if err := s.db.QueryRowContext(t.Context(), q, table).Scan(&n); err != nil || n != want {
 			t.Errorf("table %s: count %d, %v; want %d", table, n, err, want)
 		}
+	}
+}
+
+// TestUpgradeFrom1 opens a store written before the enrollment tables
+// (migration 0001 only, with a certificate in it): Open adds them and the
+// certificate is still there.
+func TestUpgradeFrom1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ca.db")
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := applyMigrations(t.Context(), db, ms[:1]); err != nil {
+		t.Fatalf("applyMigrations(0001) = %v", err)
+	}
+	if _, err := db.ExecContext(t.Context(), `INSERT INTO certs (serial, name, profile, issuer, subject,
+		not_before, not_after, der, status, created_at, version) VALUES ('ab', 'old', 'server', 'a1', 'CN=old',
+		0, 1, x'00', 'active', 0, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open(version 1 store) = %v", err)
+	}
+	defer s.Close()
+	if h, err := readHeader(t.Context(), s.db); err != nil || h.version != len(ms) {
+		t.Errorf("user_version = %d, %v; want %d", h.version, err, len(ms))
+	}
+	if c, err := s.Cert(t.Context(), "ab"); err != nil || c.Name != "old" {
+		t.Errorf("Cert(ab) after upgrade = %+v, %v", c, err)
+	}
+	if _, err := s.Request(t.Context(), "req_none"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Request() after upgrade = %v, want ErrNotFound (tables present)", err)
 	}
 }
