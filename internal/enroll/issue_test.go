@@ -11,9 +11,14 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/enroll"
 	"github.com/portcullis-dev/portcullis/internal/obs"
 	"github.com/portcullis-dev/portcullis/internal/store"
+	"github.com/portcullis-dev/portcullis/internal/store/sqlite"
 )
 
-var _ enroll.Signer = (*ca.Authority)(nil)
+// The implementations cmd will wire in.
+var (
+	_ enroll.Signer = (*ca.Authority)(nil)
+	_ enroll.Store  = (*sqlite.Store)(nil)
+)
 
 // newEnvWithCA is newEnv with a real CA on the same store and clock.
 func newEnvWithCA(t *testing.T) (*env, *ca.Authority) {

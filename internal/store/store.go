@@ -1,7 +1,9 @@
-// Package store defines how Portcullis persists what the CA issues: the
-// certificate records, their revocation state and the CRL counters. It holds
-// the interface and the record types only; sqlite/ (embedded, the default)
-// and, later, postgres/ implement it, and storetest/ is the suite both pass.
+// Package store defines how Portcullis persists what the CA issues (the
+// certificate records, their revocation state and the CRL counters: Store)
+// and what the registration authority decides (devices, enrollment requests
+// and bootstrap tokens: Enrollments). It holds the interfaces and the record
+// types only; sqlite/ (embedded, the default) and, later, postgres/
+// implement them, and storetest/ is the suite both pass.
 package store
 
 import (
