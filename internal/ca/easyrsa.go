@@ -186,10 +186,8 @@ func parseIndexLine(s string) (indexEntry, error) {
 	e.serial = pki.SerialString(n)
 	if e.status == 'R' {
 		when, reason, _ := strings.Cut(f[2], ",")
-		if e.revokedAt, err = time.Parse("060102150405Z", when); err != nil {
-			if e.revokedAt, err = time.Parse("20060102150405Z", when); err != nil {
-				return indexEntry{}, fmt.Errorf("revocation time %q: %w", when, err)
-			}
+		if e.revokedAt, err = parseIndexTime(when); err != nil {
+			return indexEntry{}, fmt.Errorf("revocation time %q: %w", when, err)
 		}
 		e.reason = 0
 		if reason != "" {
@@ -201,6 +199,23 @@ func parseIndexLine(s string) (indexEntry, error) {
 		}
 	}
 	return e, nil
+}
+
+// parseIndexTime reads the ASN.1 UTCTime (YYMMDDHHMMSSZ) or
+// GeneralizedTime (YYYYMMDDHHMMSSZ) that openssl ca writes. The digits are
+// checked first because time.Parse also accepts a fractional second the
+// layout does not name ("…12.1Z"), which openssl never writes and which
+// would not survive being written back.
+func parseIndexTime(s string) (time.Time, error) {
+	digits := strings.TrimSuffix(s, "Z")
+	if len(digits) == len(s) || (len(digits) != 12 && len(digits) != 14) ||
+		strings.TrimLeft(digits, "0123456789") != "" {
+		return time.Time{}, errors.New("want YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ")
+	}
+	if len(digits) == 12 {
+		return time.Parse("060102150405Z", s)
+	}
+	return time.Parse("20060102150405Z", s)
 }
 
 // indexReason reads the reason openssl ca writes after the revocation
