@@ -186,4 +186,68 @@ type Enrollments interface {
 	// RevokeToken marks a token revoked at at. A used or already revoked
 	// token stays as it is (revoking it again is not an error).
 	RevokeToken(ctx context.Context, id TokenID, at time.Time) error
+
+	// ListRequests returns up to f.Limit requests matching f, ordered by
+	// CreatedAt then ID, starting after the request f.After (keyset paging:
+	// the queue stays as fast on its 1,000th page as on its first).
+	ListRequests(ctx context.Context, f RequestFilter) ([]*Request, error)
+	// ListDevices returns up to f.Limit devices matching f, ordered by
+	// FirstSeen then ID, starting after the device f.After.
+	ListDevices(ctx context.Context, f DeviceFilter) ([]*Device, error)
+	// ListTokens returns every token, oldest first. Tokens are few (an
+	// admin makes them by hand) and short-lived, so there is no paging.
+	ListTokens(ctx context.Context) ([]*Token, error)
+	// TouchDevice records a check-in: LastSeen becomes at if that is later
+	// (a late writer never moves it back), and AgentVersion is updated when
+	// not empty. ErrNotFound if there is no such device.
+	TouchDevice(ctx context.Context, id DeviceID, at time.Time, agentVersion string) (*Device, error)
+	// RevokeDevice sets the device's state to revoked; a revoked device
+	// stays revoked (doing it again is not an error). Its certificates are
+	// the CA's to revoke, and the audit log has when.
+	RevokeDevice(ctx context.Context, id DeviceID) (*Device, error)
+	// CountDevices and CountRequests count records by state, for the
+	// statistics and the gauges; a state with none is absent.
+	CountDevices(ctx context.Context) (map[DeviceState]int, error)
+	CountRequests(ctx context.Context) (map[RequestState]int, error)
+}
+
+// DefaultListLimit and MaxListLimit bound one page of ListRequests and
+// ListDevices: a zero Limit means DefaultListLimit, a larger one is cut to
+// MaxListLimit.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// PageLimit returns the page size a store applies for limit.
+func PageLimit(limit int) int {
+	switch {
+	case limit <= 0:
+		return DefaultListLimit
+	case limit > MaxListLimit:
+		return MaxListLimit
+	}
+	return limit
+}
+
+// RequestFilter selects requests in ListRequests; zero fields select all.
+type RequestFilter struct {
+	State  RequestState
+	Device DeviceID
+	After  RequestID // the last ID of the previous page
+	Limit  int
+}
+
+// DeviceFilter selects devices in ListDevices; zero fields select all.
+type DeviceFilter struct {
+	State DeviceState
+	// OS, Owner and Name match exactly, case-blind (owners' e-mails and
+	// OS names come in every case).
+	OS    string
+	Owner string
+	Name  string
+	// LastSeenBefore keeps devices not seen since then (stale laptops).
+	LastSeenBefore time.Time
+	After          DeviceID // the last ID of the previous page
+	Limit          int
 }

@@ -132,22 +132,11 @@ func (s *Store) Request(ctx context.Context, id store.RequestID) (*store.Request
 
 // Device returns the device with that ID.
 func (s *Store) Device(ctx context.Context, id store.DeviceID) (*store.Device, error) {
-	var (
-		d           store.Device
-		first, last int64
-	)
-	err := s.db.QueryRowContext(ctx, `SELECT id, name, hardware_serial, os, os_version, owner_email,
-		agent_version, state, first_seen, last_seen, version FROM devices WHERE id = ?`, id).Scan(
-		&d.ID, &d.Name, &d.HardwareSerial, &d.OS, &d.OSVersion, &d.OwnerEmail, &d.AgentVersion,
-		&d.State, &first, &last, &d.Version)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = store.ErrNotFound
-	}
+	d, err := scanDevice(s.db.QueryRowContext(ctx, selectDevice+" WHERE id = ?", id))
 	if err != nil {
-		return nil, fmt.Errorf("reading device %s: %w", id, cleanError(err))
+		return nil, fmt.Errorf("reading device %s: %w", id, err)
 	}
-	d.FirstSeen, d.LastSeen = decodeTime(first), decodeTime(last)
-	return &d, nil
+	return d, nil
 }
 
 // Decide applies d to the request if it is still pending.

@@ -35,6 +35,11 @@ func RunEnrollments(t *testing.T, open func(t *testing.T) store.Enrollments) {
 		{"RedeemDecidedRequestKeepsToken", testRedeemDecidedRequestKeepsToken},
 		{"ConcurrentRedeem", testConcurrentRedeem},
 		{"MarkIssued", testMarkIssued},
+		{"ListRequests", testListRequests},
+		{"ListDevices", testListDevices},
+		{"TouchDevice", testTouchDevice},
+		{"RevokeDevice", testRevokeDevice},
+		{"ListTokensAndCounts", testListTokensAndCounts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
