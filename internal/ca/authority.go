@@ -41,6 +41,12 @@ type Options struct {
 	Audit *slog.Logger
 	// Actor names who acts, for the audit trail (the OS user in the CLI).
 	Actor string
+	// RecordOnly keeps certificates whose key the holder made (from a CSR)
+	// in the store only, with no files under issued/: the control server
+	// issues thousands, and a file per certificate would be a second copy
+	// to keep consistent. Certificates with a CA-made key are still written,
+	// since the key has nowhere else to go.
+	RecordOnly bool
 	// Now and Rand are the clock and randomness; tests replace them.
 	Now  func() time.Time
 	Rand io.Reader

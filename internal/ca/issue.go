@@ -209,6 +209,12 @@ func (a *Authority) stageLeaf(name string, cert *x509.Certificate, key crypto.Si
 // publish records the certificate (through record) and then makes its staged
 // files visible.
 func (a *Authority) publish(ctx context.Context, cert *x509.Certificate, key crypto.Signer, rec *store.Cert, record func() error) (*Issued, error) {
+	if a.opts.RecordOnly && key == nil {
+		if err := record(); err != nil {
+			return nil, err
+		}
+		return &Issued{Record: rec, Cert: cert}, nil
+	}
 	batch, files, err := a.stageLeaf(rec.Name, cert, key)
 	if err != nil {
 		return nil, err
@@ -287,6 +293,44 @@ func usable(rec *store.Cert) error {
 // stays valid until it expires or is revoked, so a rollout has time). With
 // rekey a new key is generated; otherwise the old public key is reused.
 func (a *Authority) Renew(ctx context.Context, ref string, rekey bool) (*Issued, error) {
+	return a.renew(ctx, ref, func(old *store.Cert, oldCert *x509.Certificate) (crypto.PublicKey, crypto.Signer, error) {
+		if !rekey {
+			return oldCert.PublicKey, nil, nil
+		}
+		if _, err := os.Stat(a.layout.Key(old.Name)); err != nil {
+			return nil, nil, fmt.Errorf("renewing %q with a new key: %w (%s is missing: its holder made the CSR and keeps the key)", old.Name, ErrNoKey, a.layout.Key(old.Name))
+		}
+		kt, err := pki.KeyTypeOf(oldCert.PublicKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		leafKey, err := pki.GenerateKey(kt, a.opts.Rand)
+		if err != nil {
+			return nil, nil, err
+		}
+		return leafKey.Public(), leafKey, nil
+	})
+}
+
+// RenewCSR renews as Renew does for a holder that keeps its own key: with
+// csr nil the old public key is certified again; otherwise the CSR's key,
+// after CheckCSR (signature, key type). The names still come from the old
+// certificate, never from the CSR: renewal extends what was approved.
+func (a *Authority) RenewCSR(ctx context.Context, ref string, csr *x509.CertificateRequest) (*Issued, error) {
+	return a.renew(ctx, ref, func(_ *store.Cert, oldCert *x509.Certificate) (crypto.PublicKey, crypto.Signer, error) {
+		if csr == nil {
+			return oldCert.PublicKey, nil, nil
+		}
+		if _, err := pki.CheckCSR(csr, false); err != nil {
+			return nil, nil, err
+		}
+		return csr.PublicKey, nil, nil
+	})
+}
+
+// renew is Renew and RenewCSR: key says which public key to certify (and
+// the private key, when the CA generated it).
+func (a *Authority) renew(ctx context.Context, ref string, key func(*store.Cert, *x509.Certificate) (crypto.PublicKey, crypto.Signer, error)) (*Issued, error) {
 	old, err := a.Find(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -306,26 +350,15 @@ func (a *Authority) Renew(ctx context.Context, ref string, rekey bool) (*Issued,
 	if err := a.checkLeaf(p, old.Name, names, lifetime); err != nil {
 		return nil, fmt.Errorf("renewing %q: %w", old.Name, err)
 	}
-	key, linter, err := a.issuerKey()
+	pub, leafKey, err := key(old, oldCert)
+	if err != nil {
+		return nil, fmt.Errorf("renewing %q: %w", old.Name, err)
+	}
+	issuerKey, linter, err := a.issuerKey()
 	if err != nil {
 		return nil, err
 	}
-	pub := oldCert.PublicKey
-	var leafKey crypto.Signer
-	if rekey {
-		if _, err := os.Stat(a.layout.Key(old.Name)); err != nil {
-			return nil, fmt.Errorf("renewing %q with a new key: %w (%s is missing: its holder made the CSR and keeps the key)", old.Name, ErrNoKey, a.layout.Key(old.Name))
-		}
-		kt, err := pki.KeyTypeOf(pub)
-		if err != nil {
-			return nil, err
-		}
-		if leafKey, err = pki.GenerateKey(kt, a.opts.Rand); err != nil {
-			return nil, err
-		}
-		pub = leafKey.Public()
-	}
-	cert, err := a.signLeaf(key, linter, p, old.Name, names, pub, lifetime)
+	cert, err := a.signLeaf(issuerKey, linter, p, old.Name, names, pub, lifetime)
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +367,7 @@ func (a *Authority) Renew(ctx context.Context, ref string, rekey bool) (*Issued,
 	if err != nil {
 		return out, err
 	}
-	a.audit(ctx, "cert.renewed", append(certAttrs(rec, cert), slog.String("replaces", old.Serial), slog.Bool("rekey", rekey))...)
+	a.audit(ctx, "cert.renewed", append(certAttrs(rec, cert), slog.String("replaces", old.Serial), slog.Bool("rekey", !publicKeysEqual(pub, oldCert.PublicKey)))...)
 	return out, nil
 }
 
