@@ -23,6 +23,9 @@ type Config struct {
 	// MaxTokenTTL caps the lifetime an admin may ask for.
 	TokenTTL    time.Duration
 	MaxTokenTTL time.Duration
+	// RenewalGrace is how long after expiry a device may still renew with
+	// its old certificate (laptops asleep for weeks). Zero: not at all.
+	RenewalGrace time.Duration
 }
 
 // Rule is one allow-list entry. Each non-empty pattern (path.Match syntax,
@@ -59,7 +62,7 @@ func (c Config) WithDefaults() Config {
 // Validate reports every problem of c at once; it changes nothing.
 func (c Config) Validate() error {
 	var errs []error
-	for name, d := range map[string]time.Duration{"request_ttl": c.RequestTTL, "token_ttl": c.TokenTTL, "max_token_ttl": c.MaxTokenTTL} {
+	for name, d := range map[string]time.Duration{"request_ttl": c.RequestTTL, "token_ttl": c.TokenTTL, "max_token_ttl": c.MaxTokenTTL, "renewal_grace": c.RenewalGrace} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s %v: must not be negative", name, d))
 		}

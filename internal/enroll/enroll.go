@@ -30,6 +30,14 @@ type Store interface {
 	RedeemToken(ctx context.Context, hash []byte, d store.Decision) (*store.Request, error)
 	RevokeToken(ctx context.Context, id store.TokenID, at time.Time) error
 	MarkIssued(ctx context.Context, id store.RequestID, serial string, at time.Time) (*store.Request, error)
+	Device(ctx context.Context, id store.DeviceID) (*store.Device, error)
+	TouchDevice(ctx context.Context, id store.DeviceID, at time.Time, agentVersion string) (*store.Device, error)
+	RevokeDevice(ctx context.Context, id store.DeviceID) (*store.Device, error)
+	ListRequests(ctx context.Context, f store.RequestFilter) ([]*store.Request, error)
+	ListDevices(ctx context.Context, f store.DeviceFilter) ([]*store.Device, error)
+	ListTokens(ctx context.Context) ([]*store.Token, error)
+	CountDevices(ctx context.Context) (map[store.DeviceState]int, error)
+	CountRequests(ctx context.Context) (map[store.RequestState]int, error)
 }
 
 // Errors of the RA's own rules; store errors (store.ErrNotFound,
