@@ -49,7 +49,20 @@ var (
 	ErrTokenBinding = errors.New("bootstrap token bound to another device")
 	// ErrNoActor: a decision must say who takes it.
 	ErrNoActor = errors.New("no actor")
+	// ErrInvalid marks an error in what the caller sent (CSR, facts, token
+	// format, token options), found before anything was stored: front
+	// ends answer it as the caller's fault (HTTP 400), the rest as theirs.
+	ErrInvalid = errors.New("invalid input")
 )
+
+// invalidError is a caller's error that is also ErrInvalid, with the
+// message of the original only.
+type invalidError struct{ err error }
+
+func (e invalidError) Error() string   { return e.err.Error() }
+func (e invalidError) Unwrap() []error { return []error{e.err, ErrInvalid} }
+
+func invalid(err error) error { return invalidError{err} }
 
 // Options are what the caller injects.
 type Options struct {

@@ -89,3 +89,11 @@ func (s *Service) Stats(ctx context.Context) (*Stats, error) {
 	}
 	return &st, nil
 }
+
+// Certificate returns the record of one certificate by serial.
+func (s *Service) Certificate(ctx context.Context, serial string) (*store.Cert, error) {
+	if s.signer == nil {
+		return nil, ErrNoSigner
+	}
+	return s.signer.Find(ctx, serial)
+}

@@ -168,3 +168,30 @@ func (s *Service) RevokeCert(ctx context.Context, actor, serial string, reason i
 		slog.String("actor", actor), slog.String("reason", ca.ReasonName(reason)))
 	return c, nil
 }
+
+// ErrNotAnAdmin: the certificate presented is not a client certificate
+// of this CA on record.
+var ErrNotAnAdmin = errors.New("not an admin client certificate of this CA")
+
+// CheckClient accepts an admin's client certificate: on record as this
+// very certificate, profile client, not revoked. (Which role it has is the
+// front end's mapping; that it is valid at all is the CA's record.)
+func (s *Service) CheckClient(ctx context.Context, presented *x509.Certificate) (*store.Cert, error) {
+	if s.signer == nil {
+		return nil, ErrNoSigner
+	}
+	rec, err := s.signer.Find(ctx, pki.SerialString(presented.SerialNumber))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNotAnAdmin
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rec.Profile != string(pki.ProfileClient) || string(rec.DER) != string(presented.Raw) {
+		return nil, ErrNotAnAdmin
+	}
+	if rec.Status == store.StatusRevoked {
+		return nil, fmt.Errorf("%w (serial %s)", ca.ErrRevoked, rec.Serial)
+	}
+	return rec, nil
+}

@@ -51,17 +51,17 @@ const maxToken = 256
 func (s *Service) Submit(ctx context.Context, sub Submission) (*Outcome, error) {
 	csr, err := pki.ParseCSR(sub.CSR)
 	if err != nil {
-		return nil, fmt.Errorf("submitting: %w", err)
+		return nil, fmt.Errorf("submitting: %w", invalid(err))
 	}
 	// CN as DNS name, as the CA's device profile reads it.
 	if _, err := pki.CheckCSR(csr, true); err != nil {
-		return nil, fmt.Errorf("submitting: %w", err)
+		return nil, fmt.Errorf("submitting: %w", invalid(err))
 	}
 	if err := checkFacts(sub.Facts); err != nil {
-		return nil, fmt.Errorf("submitting: %w", err)
+		return nil, fmt.Errorf("submitting: %w", invalid(err))
 	}
 	if len(sub.Token) > maxToken {
-		return nil, fmt.Errorf("submitting: bootstrap token of %d bytes (limit %d)", len(sub.Token), maxToken)
+		return nil, fmt.Errorf("submitting: %w", invalid(fmt.Errorf("bootstrap token of %d bytes (limit %d)", len(sub.Token), maxToken)))
 	}
 	r, err := s.record(ctx, csr.Raw, sub)
 	if err != nil || !r.Created {

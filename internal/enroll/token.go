@@ -39,11 +39,11 @@ func (s *Service) CreateToken(ctx context.Context, actor string, o TokenOptions)
 		ttl = s.cfg.TokenTTL
 	}
 	if ttl < 0 || ttl > s.cfg.MaxTokenTTL {
-		return "", nil, fmt.Errorf("creating token: lifetime %v not within (0, %v]", ttl, s.cfg.MaxTokenTTL)
+		return "", nil, fmt.Errorf("creating token: %w", invalid(fmt.Errorf("lifetime %v not within (0, %v]", ttl, s.cfg.MaxTokenTTL)))
 	}
 	for name, v := range map[string]string{"bound name": o.BoundName, "bound owner": o.BoundOwner} {
 		if err := checkFact(v); err != nil {
-			return "", nil, fmt.Errorf("creating token: %s: %w", name, err)
+			return "", nil, fmt.Errorf("creating token: %w", invalid(fmt.Errorf("%s: %w", name, err)))
 		}
 	}
 	raw := make([]byte, tokenBytes)
