@@ -35,6 +35,12 @@ func main() {
 	os.Exit(code)
 }
 
+// exitCode ends a command with that code and no message: the command has
+// said what there was to say (`enroll` exits 3 while a request waits).
+type exitCode struct{ code int }
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
 // usageError marks errors of the command line itself (exit 2).
 type usageError struct{ error }
 
@@ -44,6 +50,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
+	}
+	var ec exitCode
+	if errors.As(err, &ec) {
+		return ec.code
 	}
 	fmt.Fprintf(stderr, "portcullis: %s\n", oneLine(err.Error()))
 	var ue usageError
@@ -86,7 +96,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
-	root.AddCommand(newCACmd(), newTunnelCmd(), newVersionCmd())
+	root.AddCommand(newCACmd(), newTunnelCmd(), newServerCmd(), newEnrollCmd(), newRenewCmd(), newAdminCmd(), newVersionCmd())
 	return root
 }
 
@@ -96,16 +106,20 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			v := version
-			if v == "" {
-				if bi, ok := debug.ReadBuildInfo(); ok {
-					v = bi.Main.Version
-				}
-			}
-			fmt.Fprintf(c.OutOrStdout(), "portcullis %s\n", v)
+			fmt.Fprintf(c.OutOrStdout(), "portcullis %s\n", versionString())
 			return nil
 		},
 	}
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Main.Version
+	}
+	return "dev"
 }
 
 // exactArgs is cobra.ExactArgs with a usage error.

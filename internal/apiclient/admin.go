@@ -1,0 +1,226 @@
+package apiclient
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// RequestFilter selects requests.
+type RequestFilter struct {
+	State, Device, After string
+	Limit                int
+}
+
+func query(kv ...string) string {
+	q := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			q.Set(kv[i], kv[i+1])
+		}
+	}
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
+}
+
+// Requests lists one page of requests; next is the cursor of the next page.
+func (c *Client) Requests(ctx context.Context, f RequestFilter) (reqs []Request, next string, err error) {
+	var out struct {
+		Requests []Request `json:"requests"`
+		Next     string    `json:"next"`
+	}
+	_, _, err = c.do(ctx, "GET", "/api/v1/admin/requests"+query("state", f.State, "device", f.Device, "after", f.After, "limit", itoa(f.Limit)), nil, &out, http.StatusOK)
+	return out.Requests, out.Next, err
+}
+
+// Decide approves or denies one request.
+func (c *Client) Decide(ctx context.Context, id string, approve bool, comment string) (*Request, error) {
+	verb := "deny"
+	if approve {
+		verb = "approve"
+	}
+	var out Request
+	_, _, err := c.do(ctx, "POST", "/api/v1/admin/requests/"+url.PathEscape(id)+"/"+verb, map[string]string{"comment": comment}, &out, http.StatusOK)
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Device is a device record.
+type Device struct {
+	ID             string    `json:"id"`
+	Name           string    `json:"name"`
+	HardwareSerial string    `json:"hardware_serial,omitempty"`
+	OS             string    `json:"os,omitempty"`
+	OSVersion      string    `json:"os_version,omitempty"`
+	Owner          string    `json:"owner_email,omitempty"`
+	AgentVersion   string    `json:"agent_version,omitempty"`
+	State          string    `json:"state"`
+	FirstSeen      time.Time `json:"first_seen"`
+	LastSeen       time.Time `json:"last_seen"`
+	Certificates   []Cert    `json:"certificates,omitempty"`
+}
+
+// DeviceFilter selects devices.
+type DeviceFilter struct {
+	State, OS, Owner, Name, After string
+	LastSeenBefore                time.Time
+	Limit                         int
+}
+
+func (f DeviceFilter) query(format string) string {
+	lsb := ""
+	if !f.LastSeenBefore.IsZero() {
+		lsb = f.LastSeenBefore.UTC().Format(time.RFC3339)
+	}
+	return query("state", f.State, "os", f.OS, "owner", f.Owner, "name", f.Name, "after", f.After,
+		"last_seen_before", lsb, "limit", itoa(f.Limit), "format", format)
+}
+
+// Devices lists one page of devices.
+func (c *Client) Devices(ctx context.Context, f DeviceFilter) (devs []Device, next string, err error) {
+	var out struct {
+		Devices []Device `json:"devices"`
+		Next    string   `json:"next"`
+	}
+	_, _, err = c.do(ctx, "GET", "/api/v1/admin/devices"+f.query(""), nil, &out, http.StatusOK)
+	return out.Devices, out.Next, err
+}
+
+// DevicesCSV writes one page of devices as CSV to w.
+func (c *Client) DevicesCSV(ctx context.Context, f DeviceFilter, w io.Writer) error {
+	_, _, err := c.do(ctx, "GET", "/api/v1/admin/devices"+f.query("csv"), nil, w, http.StatusOK)
+	return err
+}
+
+// Device returns a device with its certificates.
+func (c *Client) Device(ctx context.Context, id string) (*Device, error) {
+	var out Device
+	if _, _, err := c.do(ctx, "GET", "/api/v1/admin/devices/"+url.PathEscape(id), nil, &out, http.StatusOK); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RevokeDevice revokes a device and its certificates; reason is an RFC
+// 5280 reason name or empty.
+func (c *Client) RevokeDevice(ctx context.Context, id, reason string) (*Device, []string, error) {
+	var out struct {
+		Device  Device   `json:"device"`
+		Revoked []string `json:"revoked_serials"`
+	}
+	if _, _, err := c.do(ctx, "POST", "/api/v1/admin/devices/"+url.PathEscape(id)+"/revoke", map[string]string{"reason": reason}, &out, http.StatusOK); err != nil {
+		return nil, nil, err
+	}
+	return &out.Device, out.Revoked, nil
+}
+
+// CertFilter selects certificates.
+type CertFilter struct {
+	Name, Profile, Status string
+	ExpiringWithin        time.Duration
+}
+
+func (f CertFilter) query(format string) string {
+	ew := ""
+	if f.ExpiringWithin > 0 {
+		ew = f.ExpiringWithin.String()
+	}
+	return query("name", f.Name, "profile", f.Profile, "status", f.Status, "expiring_within", ew, "format", format)
+}
+
+// Certs lists certificates.
+func (c *Client) Certs(ctx context.Context, f CertFilter) ([]Cert, error) {
+	var out struct {
+		Certificates []Cert `json:"certificates"`
+	}
+	_, _, err := c.do(ctx, "GET", "/api/v1/admin/certs"+f.query(""), nil, &out, http.StatusOK)
+	return out.Certificates, err
+}
+
+// CertsCSV writes the certificates as CSV to w.
+func (c *Client) CertsCSV(ctx context.Context, f CertFilter, w io.Writer) error {
+	_, _, err := c.do(ctx, "GET", "/api/v1/admin/certs"+f.query("csv"), nil, w, http.StatusOK)
+	return err
+}
+
+// RevokeCert revokes one certificate.
+func (c *Client) RevokeCert(ctx context.Context, serial, reason string) (*Cert, error) {
+	var out Cert
+	if _, _, err := c.do(ctx, "POST", "/api/v1/admin/certs/"+url.PathEscape(serial)+"/revoke", map[string]string{"reason": reason}, &out, http.StatusOK); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Token is a bootstrap token; Secret is set only when it was just made.
+type Token struct {
+	ID         string    `json:"id"`
+	Secret     string    `json:"token,omitempty"`
+	CreatedBy  string    `json:"created_by"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	BoundName  string    `json:"bound_name,omitempty"`
+	BoundOwner string    `json:"bound_owner,omitempty"`
+	UsedAt     time.Time `json:"used_at,omitzero"`
+	UsedBy     string    `json:"used_by_request,omitempty"`
+	RevokedAt  time.Time `json:"revoked_at,omitzero"`
+}
+
+// CreateToken makes a bootstrap token.
+func (c *Client) CreateToken(ctx context.Context, ttl time.Duration, boundName, boundOwner string) (*Token, error) {
+	body := map[string]string{"bound_name": boundName, "bound_owner": boundOwner}
+	if ttl > 0 {
+		body["ttl"] = ttl.String()
+	}
+	var out Token
+	if _, _, err := c.do(ctx, "POST", "/api/v1/admin/tokens", body, &out, http.StatusCreated); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Tokens lists the tokens (without secrets).
+func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
+	var out struct {
+		Tokens []Token `json:"tokens"`
+	}
+	_, _, err := c.do(ctx, "GET", "/api/v1/admin/tokens", nil, &out, http.StatusOK)
+	return out.Tokens, err
+}
+
+// RevokeToken makes a token unusable.
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	_, _, err := c.do(ctx, "POST", "/api/v1/admin/tokens/"+url.PathEscape(id)+"/revoke", nil, nil, http.StatusOK)
+	return err
+}
+
+// Stats are the fleet's numbers.
+type Stats struct {
+	Devices           map[string]int `json:"devices"`
+	Requests          map[string]int `json:"requests"`
+	ExpiringWithin7d  int            `json:"expiring_within_7d"`
+	ExpiringWithin30d int            `json:"expiring_within_30d"`
+}
+
+// Stats returns the fleet's numbers.
+func (c *Client) Stats(ctx context.Context) (*Stats, error) {
+	var out Stats
+	if _, _, err := c.do(ctx, "GET", "/api/v1/admin/stats", nil, &out, http.StatusOK); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
