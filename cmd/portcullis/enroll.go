@@ -87,7 +87,8 @@ func newEnrollCmd() *cobra.Command {
 device's facts, and wait for an admin's approval (or a bootstrap --token) until
 --wait runs out. Run it again to pick up a request already submitted. Writes
 OUT/key.pem (0600) and OUT/cert.pem (the chain). Exit 0 when the certificate
-is written, 3 while the request still waits, 1 when denied or on error.`,
+is written or (with --wait 0) the request submitted, 3 when --wait ran out
+with the request still waiting, 1 when denied or on error.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if o.Facts.Hostname == "" {
@@ -106,7 +107,10 @@ is written, 3 while the request still waits, 1 when denied or on error.`,
 			r, err := agent.Enroll(c.Context(), cl, agent.Dir(out), o)
 			if errors.Is(err, agent.ErrStillPending) {
 				fmt.Fprintf(c.OutOrStdout(), "request %s waits for approval; run this command again to collect the certificate\n", r.ID)
-				return exitCode{3}
+				if wait > 0 {
+					return exitCode{3} // the wait ran out
+				}
+				return nil // submitted, as --wait 0 asked
 			}
 			if err != nil {
 				return err

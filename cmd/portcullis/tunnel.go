@@ -32,9 +32,10 @@ type tunnelFlags struct {
 	svc                                     tunnel.Service
 	// crls, ocsp and revocationMode become svc.Revocation when a CRL or
 	// OCSP is asked for.
-	crls           []string
-	ocsp           bool
-	revocationMode string
+	crls              []string
+	ocsp              bool
+	revocationMode    string
+	revocationRefresh time.Duration
 }
 
 func newTunnelCmd() *cobra.Command {
@@ -115,6 +116,7 @@ func newTunnelModeCmd(mode string, f *tunnelFlags) *cobra.Command {
 	fl.StringSliceVar(&f.crls, "crl", nil, "CRL file or URL to check peers against (repeatable)")
 	fl.BoolVar(&f.ocsp, "ocsp", false, "check peers with the OCSP responder in their certificate")
 	fl.StringVar(&f.revocationMode, "revocation", "fail-closed", "without fresh revocation data: fail-open or fail-closed")
+	fl.DurationVar(&f.revocationRefresh, "revocation-refresh", 0, "how often CRLs are re-fetched and OCSP answers renewed (default 1h)")
 	fl.StringSliceVar(&s.Curves, "curves", nil, "key exchanges to allow (default x25519mlkem768,x25519,p256; leaving out the post-quantum hybrid saves handshake CPU)")
 	if mode == tunnel.ModeServer {
 		fl.BoolVar(&s.Allow.AllowAll, "allow-all", false, "allow every client with a certificate from --cacert")
@@ -146,7 +148,7 @@ func (f *tunnelFlags) config() tunnel.Config {
 		}
 	}
 	if len(f.crls) > 0 || f.ocsp {
-		s.Revocation = &tunnel.Revocation{CRLs: f.crls, OCSP: f.ocsp, Mode: f.revocationMode}
+		s.Revocation = &tunnel.Revocation{CRLs: f.crls, OCSP: f.ocsp, Mode: f.revocationMode, Refresh: tunnel.Duration(f.revocationRefresh)}
 	}
 	cfg := tunnel.Config{Source: tunnel.SourceFlags, Version: tunnel.ConfigVersion, Status: f.status, ShutdownTimeout: tunnel.Duration(f.shutdownTimeout),
 		Services: []tunnel.Service{s}}
