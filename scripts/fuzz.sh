@@ -20,7 +20,7 @@ budget() {
 	FuzzKeystoreParse) echo 90s ;;
 	FuzzKeystorePKCS12) echo 30s ;;
 	FuzzParseCRL | FuzzVerifyOCSP) echo 20s ;;
-	FuzzParseCSR | FuzzParseCertificates | FuzzParsePEM | FuzzProxyHeader) echo 8s ;;
+	FuzzParseCSR | FuzzParseCertificates | FuzzParsePEM | FuzzProxyHeader | FuzzEnrollJSON | FuzzOCSPRequest) echo 8s ;;
 	*) echo 3s ;;
 	esac
 }

@@ -44,7 +44,7 @@ func (c *clock) Advance(d time.Duration) {
 
 // env is a control server on loopback over a real CA and SQLite store.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	ca      *ca.Authority
 	ra      *enroll.Service
 	srv     *server.Server
@@ -68,7 +68,7 @@ func (c crlSource) CurrentCRL(ctx context.Context) ([]byte, string, time.Time, e
 	return crl.Raw, crl.Number.String(), crl.NextUpdate, nil
 }
 
-func newEnv(t *testing.T, cfg enroll.Config) *env {
+func newEnv(t testing.TB, cfg enroll.Config) *env {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "portcullis.db"))
 	if err != nil {
@@ -189,7 +189,7 @@ type device struct {
 	csrPEM string
 }
 
-func newDevice(t *testing.T, mod func(*x509.CertificateRequest)) device {
+func newDevice(t testing.TB, mod func(*x509.CertificateRequest)) device {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
