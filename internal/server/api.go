@@ -18,7 +18,10 @@ import (
 
 func (s *Server) routes() (api, public http.Handler) {
 	m := http.NewServeMux()
-	h := func(pattern string, fn http.HandlerFunc) { m.Handle(pattern, s.metrics.instrument(pattern, fn)) }
+	h := func(pattern string, fn http.HandlerFunc) {
+		s.patterns = append(s.patterns, pattern)
+		m.Handle(pattern, s.metrics.instrument(pattern, fn))
+	}
 	h("POST /api/v1/enroll", s.limited(s.handleEnroll))
 	h("GET /api/v1/enroll/{id}", s.limited(s.handlePoll))
 	h("POST /api/v1/renew", s.handleRenew)

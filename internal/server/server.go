@@ -158,7 +158,12 @@ type Server struct {
 	metrics *metrics
 	api     http.Handler
 	public  http.Handler
+	// patterns are the API listener's routes, for the OpenAPI check.
+	patterns []string
 }
+
+// Routes lists the API listener's route patterns ("POST /api/v1/enroll").
+func (s *Server) Routes() []string { return append([]string(nil), s.patterns...) }
 
 // New builds the handlers.
 func New(cfg Config, deps Deps) (*Server, error) {

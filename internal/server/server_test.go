@@ -101,7 +101,10 @@ func newEnv(t testing.TB, cfg enroll.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.api = httptest.NewUnstartedServer(e.srv.APIHandler())
+	// Every answer of every test is checked against docs/openapi.yaml.
+	rec := &recorder{h: e.srv.APIHandler()}
+	t.Cleanup(func() { checkAgainstSpec(t, rec.seen) })
+	e.api = httptest.NewUnstartedServer(rec)
 	e.api.TLS = e.srv.TLSConfig()
 	e.api.StartTLS()
 	t.Cleanup(e.api.Close)
