@@ -33,7 +33,7 @@ func (s shellStep) String() string { return fmt.Sprintf("%s:%d", s.file, s.line)
 
 // docPorts are the ports the walk-throughs use; a session runs them on
 // free ports instead, so a busy machine cannot make them collide.
-var docPorts = regexp.MustCompile(`:(8080|8443|9000|9090)\b`)
+var docPorts = regexp.MustCompile(`:(8080|8081|8443|8444|9000|9090)\b`)
 
 // wrapper runs one step: it restores the environment and working
 // directory the previous step left ($1), runs the step ($2) under set -e,
