@@ -98,8 +98,14 @@ func DefaultConfig() Config {
 // ParseConfig reads server.yaml strictly over the defaults and validates it.
 func ParseConfig(data []byte) (Config, error) {
 	c := DefaultConfig()
+	// A file's roles replace the default ones (YAML would merge them into
+	// the map, keeping an "admin" the operator meant to remove).
+	c.Admin.Roles = nil
 	if err := strictyaml.Decode(data, &c); err != nil {
 		return Config{}, err
+	}
+	if c.Admin.Roles == nil {
+		c.Admin.Roles = DefaultConfig().Admin.Roles
 	}
 	return c, c.Validate()
 }
