@@ -209,6 +209,35 @@ type Enrollments interface {
 	// statistics and the gauges; a state with none is absent.
 	CountDevices(ctx context.Context) (map[DeviceState]int, error)
 	CountRequests(ctx context.Context) (map[RequestState]int, error)
+	// EnrollmentsPerDay counts requests created per UTC day from since on,
+	// days without any omitted, oldest first.
+	EnrollmentsPerDay(ctx context.Context, since time.Time) ([]DayCount, error)
+
+	// AddDeviceLog stores a log a device uploaded and, in the same
+	// transaction, drops that device's oldest logs beyond keep (keep ≤ 0
+	// keeps all). It sets l.ID (increasing with every upload).
+	AddDeviceLog(ctx context.Context, l *DeviceLog, keep int) error
+	// DeviceLogs lists a device's logs, newest first, without their data.
+	DeviceLogs(ctx context.Context, id DeviceID) ([]*DeviceLog, error)
+	// DeviceLog returns one log with its data; ErrNotFound unless it
+	// belongs to that device.
+	DeviceLog(ctx context.Context, id DeviceID, logID int64) (*DeviceLog, error)
+}
+
+// DayCount is a number of events on one UTC day.
+type DayCount struct {
+	Day   time.Time // midnight UTC
+	Count int
+}
+
+// DeviceLog is a file a device uploaded (agent logs, diagnostics).
+type DeviceLog struct {
+	ID         int64
+	Device     DeviceID
+	Name       string
+	ReceivedAt time.Time
+	Size       int
+	Data       []byte // empty in listings
 }
 
 // DefaultListLimit and MaxListLimit bound one page of ListRequests and

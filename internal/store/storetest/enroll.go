@@ -40,6 +40,8 @@ func RunEnrollments(t *testing.T, open func(t *testing.T) store.Enrollments) {
 		{"TouchDevice", testTouchDevice},
 		{"RevokeDevice", testRevokeDevice},
 		{"ListTokensAndCounts", testListTokensAndCounts},
+		{"DeviceLogs", testDeviceLogs},
+		{"EnrollmentsPerDay", testEnrollmentsPerDay},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -210,3 +210,56 @@ func testListTokensAndCounts(t *testing.T, s store.Enrollments) {
 		t.Errorf("CountDevices() (-want +got):\n%s", diff)
 	}
 }
+
+func testDeviceLogs(t *testing.T, s store.Enrollments) {
+	r := newRequest(t, s)
+	other := newRequest(t, s)
+	at := now()
+	var ids []int64
+	for i := range 4 {
+		l := &store.DeviceLog{Device: r.Device, Name: "agent.log", ReceivedAt: at.Add(time.Duration(i) * time.Second), Data: []byte{byte('a' + i), '\n'}}
+		if err := s.AddDeviceLog(t.Context(), l, 3); err != nil {
+			t.Fatal(err)
+		}
+		if l.ID == 0 || l.Size != 2 {
+			t.Errorf("AddDeviceLog() set ID %d, Size %d", l.ID, l.Size)
+		}
+		ids = append(ids, l.ID)
+	}
+	if err := s.AddDeviceLog(t.Context(), &store.DeviceLog{Device: other.Device, Name: "x", ReceivedAt: at, Data: []byte("x")}, 3); err != nil {
+		t.Fatal(err)
+	}
+	logs, err := s.DeviceLogs(t.Context(), r.Device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The oldest beyond 3 is gone; newest first; no data in the list.
+	if len(logs) != 3 || logs[0].ID != ids[3] || logs[2].ID != ids[1] || logs[0].Data != nil || logs[0].Size != 2 {
+		t.Fatalf("DeviceLogs() = %+v", logs)
+	}
+	got, err := s.DeviceLog(t.Context(), r.Device, ids[3])
+	if err != nil || string(got.Data) != "d\n" || got.Name != "agent.log" || !got.ReceivedAt.Equal(at.Add(3*time.Second)) {
+		t.Errorf("DeviceLog() = %+v, %v", got, err)
+	}
+	if _, err := s.DeviceLog(t.Context(), r.Device, ids[0]); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeviceLog(trimmed) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.DeviceLog(t.Context(), other.Device, ids[3]); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeviceLog(another device's) = %v, want ErrNotFound", err)
+	}
+}
+
+func testEnrollmentsPerDay(t *testing.T, s store.Enrollments) {
+	day := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	for _, at := range []time.Time{day.Add(time.Hour), day.Add(23 * time.Hour), day.Add(49 * time.Hour), day.Add(-time.Hour)} {
+		requestAt(t, s, at, store.Device{Name: "d"})
+	}
+	got, err := s.EnrollmentsPerDay(t.Context(), day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.DayCount{{Day: day, Count: 2}, {Day: day.AddDate(0, 0, 2), Count: 1}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("EnrollmentsPerDay() (-want +got):\n%s", diff)
+	}
+}
