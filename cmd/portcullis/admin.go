@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -234,7 +235,29 @@ func adminDevicesCmd(a *adminCtx) *cobra.Command {
 			})(c, args)
 		}}
 	revoke.Flags().StringVar(&reason, "reason", "", "RFC 5280 reason: keyCompromise, superseded, cessationOfOperation, …")
-	c.AddCommand(list, show, revoke)
+	logs := &cobra.Command{Use: "logs ID [LOG]", Short: "List a device's uploaded logs, or print one", Args: cobra.RangeArgs(1, 2),
+		RunE: func(c *cobra.Command, args []string) error {
+			return a.run(func(ctx context.Context, cl *apiclient.Client, out io.Writer) error {
+				if len(args) == 2 {
+					id, err := strconv.ParseInt(args[1], 10, 64)
+					if err != nil {
+						return usageError{fmt.Errorf("log %q: want the number from the list", args[1])}
+					}
+					return cl.DeviceLog(ctx, args[0], id, out)
+				}
+				logs, err := cl.DeviceLogs(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				return a.print(out, logs, func(w *tabwriter.Writer) {
+					fmt.Fprintln(w, "LOG\tNAME\tRECEIVED\tBYTES")
+					for _, l := range logs {
+						fmt.Fprintf(w, "%d\t%s\t%s\t%d\n", l.ID, l.Name, when(l.ReceivedAt), l.Size)
+					}
+				})
+			})(c, args)
+		}}
+	c.AddCommand(list, show, revoke, logs)
 	return c
 }
 

@@ -224,3 +224,27 @@ func (c *Client) Stats(ctx context.Context) (*Stats, error) {
 	}
 	return &out, nil
 }
+
+// Log is a device log's record.
+type Log struct {
+	ID         int64     `json:"id"`
+	Device     string    `json:"device"`
+	Name       string    `json:"name"`
+	ReceivedAt time.Time `json:"received_at"`
+	Size       int       `json:"size"`
+}
+
+// DeviceLogs lists a device's uploaded logs, newest first.
+func (c *Client) DeviceLogs(ctx context.Context, device string) ([]Log, error) {
+	var out struct {
+		Logs []Log `json:"logs"`
+	}
+	_, _, err := c.do(ctx, "GET", "/api/v1/admin/devices/"+url.PathEscape(device)+"/logs", nil, &out, http.StatusOK)
+	return out.Logs, err
+}
+
+// DeviceLog writes one log's bytes to w.
+func (c *Client) DeviceLog(ctx context.Context, device string, id int64, w io.Writer) error {
+	_, _, err := c.do(ctx, "GET", "/api/v1/admin/devices/"+url.PathEscape(device)+"/logs/"+strconv.FormatInt(id, 10), nil, w, http.StatusOK)
+	return err
+}

@@ -213,3 +213,30 @@ func (c *Client) Renew(ctx context.Context, csrPEM []byte, agentVersion string) 
 	}
 	return &out, nil
 }
+
+// UploadLog sends a log as the device the Client presents.
+func (c *Client) UploadLog(ctx context.Context, name string, data []byte) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", c.base.String()+"/api/v1/logs?name="+url.QueryEscape(name), bytes.NewReader(data))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	res, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return 0, err
+	}
+	var out struct {
+		ID    int64  `json:"id"`
+		Error string `json:"error"`
+	}
+	_ = json.Unmarshal(body, &out) // a non-JSON answer leaves Error empty
+	if res.StatusCode != http.StatusCreated {
+		return 0, &Error{Status: res.StatusCode, Message: out.Error}
+	}
+	return out.ID, nil
+}

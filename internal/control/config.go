@@ -47,6 +47,11 @@ type Config struct {
 		PollInterval ca.Duration   `yaml:"poll_interval"`
 		AllowList    []AllowedRule `yaml:"allow_list"`
 	} `yaml:"enroll"`
+	Logs struct {
+		// MaxBytes caps one uploaded device log; Keep is how many a device keeps.
+		MaxBytes int `yaml:"max_bytes"`
+		Keep     int `yaml:"keep"`
+	} `yaml:"logs"`
 	Renewal struct {
 		// Grace lets a device renew this long after its certificate expired.
 		Grace ca.Duration `yaml:"grace"`
@@ -157,7 +162,8 @@ func (c *Config) Roles() (map[string]server.Role, error) {
 // EnrollConfig is the RA's part.
 func (c *Config) EnrollConfig() enroll.Config {
 	e := enroll.Config{RequestTTL: time.Duration(c.Enroll.RequestTTL), TokenTTL: time.Duration(c.Enroll.TokenTTL),
-		MaxTokenTTL: time.Duration(c.Enroll.MaxTokenTTL), RenewalGrace: time.Duration(c.Renewal.Grace)}
+		MaxTokenTTL: time.Duration(c.Enroll.MaxTokenTTL), RenewalGrace: time.Duration(c.Renewal.Grace),
+		LogMaxBytes: c.Logs.MaxBytes, LogsKept: c.Logs.Keep}
 	for _, r := range c.Enroll.AllowList {
 		e.AllowList = append(e.AllowList, enroll.Rule(r))
 	}

@@ -26,6 +26,10 @@ type Config struct {
 	// RenewalGrace is how long after expiry a device may still renew with
 	// its old certificate (laptops asleep for weeks). Zero: not at all.
 	RenewalGrace time.Duration
+	// LogMaxBytes caps one uploaded device log; LogsKept is how many a
+	// device keeps (the oldest go first).
+	LogMaxBytes int
+	LogsKept    int
 }
 
 // Rule is one allow-list entry. Each non-empty pattern (path.Match syntax,
@@ -43,6 +47,8 @@ const (
 	DefaultRequestTTL  = 7 * 24 * time.Hour
 	DefaultTokenTTL    = 24 * time.Hour
 	DefaultMaxTokenTTL = 30 * 24 * time.Hour
+	DefaultLogMaxBytes = 1 << 20
+	DefaultLogsKept    = 20
 )
 
 // WithDefaults returns c with its zero durations set to the defaults.
@@ -56,6 +62,12 @@ func (c Config) WithDefaults() Config {
 	if c.MaxTokenTTL == 0 {
 		c.MaxTokenTTL = DefaultMaxTokenTTL
 	}
+	if c.LogMaxBytes == 0 {
+		c.LogMaxBytes = DefaultLogMaxBytes
+	}
+	if c.LogsKept == 0 {
+		c.LogsKept = DefaultLogsKept
+	}
 	return c
 }
 
@@ -66,6 +78,9 @@ func (c Config) Validate() error {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s %v: must not be negative", name, d))
 		}
+	}
+	if c.LogMaxBytes < 0 || c.LogsKept < 0 {
+		errs = append(errs, errors.New("logs: max_bytes and keep must not be negative"))
 	}
 	if c.MaxTokenTTL > 0 && c.TokenTTL > c.MaxTokenTTL {
 		errs = append(errs, fmt.Errorf("token_ttl %v exceeds max_token_ttl %v", c.TokenTTL, c.MaxTokenTTL))

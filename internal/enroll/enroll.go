@@ -38,6 +38,10 @@ type Store interface {
 	ListTokens(ctx context.Context) ([]*store.Token, error)
 	CountDevices(ctx context.Context) (map[store.DeviceState]int, error)
 	CountRequests(ctx context.Context) (map[store.RequestState]int, error)
+	EnrollmentsPerDay(ctx context.Context, since time.Time) ([]store.DayCount, error)
+	AddDeviceLog(ctx context.Context, l *store.DeviceLog, keep int) error
+	DeviceLogs(ctx context.Context, id store.DeviceID) ([]*store.DeviceLog, error)
+	DeviceLog(ctx context.Context, id store.DeviceID, logID int64) (*store.DeviceLog, error)
 }
 
 // Errors of the RA's own rules; store errors (store.ErrNotFound,

@@ -59,6 +59,14 @@ type Stats struct {
 	// NotAfter falls within 7 and 30 days from now (expired ones excluded).
 	ExpiringWithin7d  int `json:"expiring_within_7d"`
 	ExpiringWithin30d int `json:"expiring_within_30d"`
+	// EnrollmentsPerDay covers the last 30 days, oldest first.
+	EnrollmentsPerDay []DayCount `json:"enrollments_per_day"`
+}
+
+// DayCount is the JSON form of a store.DayCount.
+type DayCount struct {
+	Day   string `json:"day"` // YYYY-MM-DD, UTC
+	Count int    `json:"count"`
 }
 
 // Stats counts devices and requests by state and the device
@@ -71,6 +79,13 @@ func (s *Service) Stats(ctx context.Context) (*Stats, error) {
 	}
 	if st.Requests, err = s.store.CountRequests(ctx); err != nil {
 		return nil, err
+	}
+	days, err := s.EnrollmentsPerDay(ctx, 30)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range days {
+		st.EnrollmentsPerDay = append(st.EnrollmentsPerDay, DayCount{Day: d.Day.Format(time.DateOnly), Count: d.Count})
 	}
 	if s.signer == nil {
 		return &st, nil

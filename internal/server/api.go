@@ -38,6 +38,9 @@ func (s *Server) routes() (api, public http.Handler) {
 	h("POST /api/v1/admin/tokens", s.adminOnly(RoleAdmin, s.handleCreateToken))
 	h("POST /api/v1/admin/tokens/{id}/revoke", s.adminOnly(RoleAdmin, s.handleRevokeToken))
 	h("GET /api/v1/admin/stats", s.adminOnly(RoleViewer, s.handleStats))
+	h("POST /api/v1/logs", s.handleUploadLog)
+	h("GET /api/v1/admin/devices/{id}/logs", s.adminOnly(RoleViewer, s.handleListLogs))
+	h("GET /api/v1/admin/devices/{id}/logs/{log}", s.adminOnly(RoleViewer, s.handleGetLog))
 	s.revocationRoutes(h)
 	s.healthRoutes(h)
 

@@ -258,3 +258,51 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("revoked admin = %d %s; want 403 revoked", r.status, r.body)
 	}
 }
+
+func TestDeviceLogs(t *testing.T) {
+	e := newEnv(t, enroll.Config{LogMaxBytes: 1000, LogsKept: 2})
+	tok := e.do(e.admin("admin"), "POST", "/api/v1/admin/tokens", nil).json(t)["token"].(string)
+	dev := newDevice(t, nil)
+	body := dev.body("laptop-1")
+	body["token"] = tok
+	r := e.do(e.client(nil), "POST", "/api/v1/enroll", body)
+	cert := dev.tlsCert(t, r.json(t)["certificate"].(string))
+	devID := r.json(t)["device"].(string)
+	mtls := e.client(&cert)
+	upload := func(c *http.Client, name, data string) resp {
+		t.Helper()
+		return e.do(c, "POST", "/api/v1/logs?name="+name, []byte(data))
+	}
+	for i := range 3 {
+		if u := upload(mtls, "agent.log", fmt.Sprintf("line %d\n", i)); u.status != http.StatusCreated {
+			t.Fatalf("upload %d = %d %s", i, u.status, u.body)
+		}
+	}
+	if u := upload(mtls, "big.log", strings.Repeat("x", 1001)); u.status != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized upload = %d %s; want 413", u.status, u.body)
+	}
+	if u := upload(mtls, "..%2Fetc", "x"); u.status != http.StatusBadRequest {
+		t.Errorf("upload named ../etc = %d %s; want 400", u.status, u.body)
+	}
+	if u := upload(e.client(nil), "a.log", "x"); u.status != http.StatusUnauthorized {
+		t.Errorf("upload without a certificate = %d; want 401", u.status)
+	}
+	if u := upload(e.admin("admin"), "a.log", "x"); u.status != http.StatusForbidden {
+		t.Errorf("upload with an admin certificate = %d; want 403", u.status)
+	}
+	list := e.do(e.admin("viewer"), "GET", "/api/v1/admin/devices/"+devID+"/logs", nil)
+	logs := list.json(t)["logs"].([]any)
+	if list.status != 200 || len(logs) != 2 {
+		t.Fatalf("logs = %d %s; want the newest 2", list.status, list.body)
+	}
+	newest := logs[0].(map[string]any)
+	get := e.do(e.admin("viewer"), "GET", fmt.Sprintf("/api/v1/admin/devices/%s/logs/%v", devID, newest["id"]), nil)
+	if get.status != 200 || string(get.body) != "line 2\n" || get.header.Get("Content-Disposition") == "" {
+		t.Errorf("download = %d %q (%v)", get.status, get.body, get.header)
+	}
+	st := e.do(e.admin("viewer"), "GET", "/api/v1/admin/stats", nil).json(t)
+	days := st["enrollments_per_day"].([]any)
+	if len(days) != 30 || days[29].(map[string]any)["count"].(float64) != 1 {
+		t.Errorf("enrollments_per_day = %v", days)
+	}
+}

@@ -43,6 +43,8 @@ func statusOf(err error) int {
 		return ae.status
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, enroll.ErrLogTooLarge):
+		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, store.ErrAlreadyDecided), errors.Is(err, store.ErrConflict),
