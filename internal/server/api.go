@@ -1,8 +1,10 @@
 package server
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -97,6 +99,17 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	if body.CSR == "" {
 		s.writeError(w, r, errStatus(http.StatusBadRequest, `missing "csr": want a PEM certificate request`))
 		return
+	}
+	if body.Token != "" {
+		// Per token as well as per address: a leaked token replayed from
+		// many addresses is slowed down too (it is single-use anyway; this
+		// bounds the load and the audit noise it makes).
+		h := sha256.Sum256([]byte(body.Token))
+		if ok, wait := s.tokenLimiter.allow(hex.EncodeToString(h[:8])); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+			s.writeError(w, r, errStatus(http.StatusTooManyRequests, "too many attempts with this token; retry later"))
+			return
+		}
 	}
 	out, err := s.deps.RA.Submit(r.Context(), enroll.Submission{CSR: []byte(body.CSR), Facts: body.Facts,
 		Token: body.Token, SourceAddr: r.RemoteAddr})

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/enroll"
 	"github.com/portcullis-dev/portcullis/internal/pki"
+	"github.com/portcullis-dev/portcullis/internal/server"
 )
 
 // TestEnrollApproveRenewRevoke walks a device through its life over the
@@ -304,5 +306,36 @@ func TestDeviceLogs(t *testing.T) {
 	days := st["enrollments_per_day"].([]any)
 	if len(days) != 30 || days[29].(map[string]any)["count"].(float64) != 1 {
 		t.Errorf("enrollments_per_day = %v", days)
+	}
+}
+
+func TestRateLimits(t *testing.T) {
+	e := newEnv(t, enroll.Config{})
+	anon := e.client(nil)
+	// Per token: the sixth attempt with one token within a minute waits.
+	var last resp
+	for range 6 {
+		b := newDevice(t, nil).body("laptop-1")
+		b["token"] = "not-a-real-token"
+		last = e.do(anon, "POST", "/api/v1/enroll", b)
+	}
+	if last.status != http.StatusTooManyRequests || last.header.Get("Retry-After") == "" {
+		t.Errorf("sixth attempt with one token = %d %s; want 429 with Retry-After", last.status, last.body)
+	}
+	// Per address: Burst requests pass, the next waits (this env allows 1000).
+	srv, err := server.New(server.Config{Certificate: e.api.TLS.Certificates[0], Roots: e.roots, RatePerSecond: 0.001, Burst: 2},
+		server.Deps{RA: e.ra})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []int
+	for range 3 {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/api/v1/enroll/req_x", nil)
+		srv.APIHandler().ServeHTTP(rec, req)
+		codes = append(codes, rec.Code)
+	}
+	if fmt.Sprint(codes) != "[404 404 429]" {
+		t.Errorf("three polls with burst 2 = %v; want [404 404 429]", codes)
 	}
 }

@@ -155,11 +155,12 @@ type Server struct {
 	deps    Deps
 	log     *slog.Logger
 	limiter *limiter
-	// logLimiter limits log uploads per device certificate.
-	logLimiter *limiter
-	metrics    *metrics
-	api        http.Handler
-	public     http.Handler
+	// logLimiter limits log uploads per device certificate, tokenLimiter
+	// enrollments per bootstrap token.
+	logLimiter, tokenLimiter *limiter
+	metrics                  *metrics
+	api                      http.Handler
+	public                   http.Handler
 	// patterns are the API listener's routes, for the OpenAPI check.
 	patterns []string
 }
@@ -187,7 +188,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger}
 	s.limiter = newLimiter(cfg.RatePerSecond, cfg.Burst, deps.Now)
-	s.logLimiter = newLimiter(1.0/60, 10, deps.Now) // 10 at once, then one a minute
+	s.logLimiter = newLimiter(1.0/60, 10, deps.Now)  // 10 at once, then one a minute
+	s.tokenLimiter = newLimiter(1.0/60, 5, deps.Now) // 5 at once, then one a minute
 	var err error
 	if s.metrics, err = newMetrics(deps.Registry, deps.RA); err != nil {
 		return nil, err
