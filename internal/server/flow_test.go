@@ -252,6 +252,14 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%s: %d %s; want %d", tt.name, r.status, r.body, tt.status)
 		}
 	}
+	// A certificate of another CA is refused on every mTLS route.
+	foreign := newEnv(t, enroll.Config{}).admins["admin"]
+	for _, path := range []string{"/api/v1/renew", "/api/v1/admin/requests"} {
+		method := map[string]string{"/api/v1/renew": "POST", "/api/v1/admin/requests": "GET"}[path]
+		if r := e.do(e.client(&foreign), method, path, nil); r.status != http.StatusUnauthorized || !strings.Contains(string(r.body), "does not verify") {
+			t.Errorf("%s with another CA's certificate = %d %s; want 401", path, r.status, r.body)
+		}
+	}
 	// A revoked admin certificate is refused.
 	if _, err := e.ca.Revoke(t.Context(), "viewer", 0); err != nil {
 		t.Fatal(err)
