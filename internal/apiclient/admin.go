@@ -2,6 +2,7 @@ package apiclient
 
 import (
 	"context"
+	"github.com/portcullis-dev/portcullis/internal/api"
 	"io"
 	"net/http"
 	"net/url"
@@ -37,12 +38,12 @@ func itoa(n int) string {
 
 // Requests lists one page of requests; next is the cursor of the next page.
 func (c *Client) Requests(ctx context.Context, f RequestFilter) (reqs []Request, next string, err error) {
-	var out struct {
-		Requests []Request `json:"requests"`
-		Next     string    `json:"next"`
-	}
+	var out api.RequestList
 	_, _, err = c.do(ctx, "GET", "/api/v1/admin/requests"+query("state", f.State, "device", f.Device, "after", f.After, "limit", itoa(f.Limit)), nil, &out, http.StatusOK)
-	return out.Requests, out.Next, err
+	for _, r := range out.Requests {
+		reqs = append(reqs, Request{Request: r})
+	}
+	return reqs, out.Next, err
 }
 
 // Decide approves or denies one request.
@@ -52,26 +53,11 @@ func (c *Client) Decide(ctx context.Context, id string, approve bool, comment st
 		verb = "approve"
 	}
 	var out Request
-	_, _, err := c.do(ctx, "POST", "/api/v1/admin/requests/"+url.PathEscape(id)+"/"+verb, map[string]string{"comment": comment}, &out, http.StatusOK)
+	_, _, err := c.do(ctx, "POST", "/api/v1/admin/requests/"+url.PathEscape(id)+"/"+verb, api.DecideRequest{Comment: comment}, &out, http.StatusOK)
 	if err != nil {
 		return nil, err
 	}
 	return &out, nil
-}
-
-// Device is a device record.
-type Device struct {
-	ID             string    `json:"id"`
-	Name           string    `json:"name"`
-	HardwareSerial string    `json:"hardware_serial,omitempty"`
-	OS             string    `json:"os,omitempty"`
-	OSVersion      string    `json:"os_version,omitempty"`
-	Owner          string    `json:"owner_email,omitempty"`
-	AgentVersion   string    `json:"agent_version,omitempty"`
-	State          string    `json:"state"`
-	FirstSeen      time.Time `json:"first_seen"`
-	LastSeen       time.Time `json:"last_seen"`
-	Certificates   []Cert    `json:"certificates,omitempty"`
 }
 
 // DeviceFilter selects devices.
@@ -92,10 +78,7 @@ func (f DeviceFilter) query(format string) string {
 
 // Devices lists one page of devices.
 func (c *Client) Devices(ctx context.Context, f DeviceFilter) (devs []Device, next string, err error) {
-	var out struct {
-		Devices []Device `json:"devices"`
-		Next    string   `json:"next"`
-	}
+	var out api.DeviceList
 	_, _, err = c.do(ctx, "GET", "/api/v1/admin/devices"+f.query(""), nil, &out, http.StatusOK)
 	return out.Devices, out.Next, err
 }
@@ -118,11 +101,8 @@ func (c *Client) Device(ctx context.Context, id string) (*Device, error) {
 // RevokeDevice revokes a device and its certificates; reason is an RFC
 // 5280 reason name or empty.
 func (c *Client) RevokeDevice(ctx context.Context, id, reason string) (*Device, []string, error) {
-	var out struct {
-		Device  Device   `json:"device"`
-		Revoked []string `json:"revoked_serials"`
-	}
-	if _, _, err := c.do(ctx, "POST", "/api/v1/admin/devices/"+url.PathEscape(id)+"/revoke", map[string]string{"reason": reason}, &out, http.StatusOK); err != nil {
+	var out api.DeviceRevoked
+	if _, _, err := c.do(ctx, "POST", "/api/v1/admin/devices/"+url.PathEscape(id)+"/revoke", api.RevokeRequest{Reason: reason}, &out, http.StatusOK); err != nil {
 		return nil, nil, err
 	}
 	return &out.Device, out.Revoked, nil
@@ -144,9 +124,7 @@ func (f CertFilter) query(format string) string {
 
 // Certs lists certificates.
 func (c *Client) Certs(ctx context.Context, f CertFilter) ([]Cert, error) {
-	var out struct {
-		Certificates []Cert `json:"certificates"`
-	}
+	var out api.CertList
 	_, _, err := c.do(ctx, "GET", "/api/v1/admin/certs"+f.query(""), nil, &out, http.StatusOK)
 	return out.Certificates, err
 }
@@ -160,31 +138,17 @@ func (c *Client) CertsCSV(ctx context.Context, f CertFilter, w io.Writer) error 
 // RevokeCert revokes one certificate.
 func (c *Client) RevokeCert(ctx context.Context, serial, reason string) (*Cert, error) {
 	var out Cert
-	if _, _, err := c.do(ctx, "POST", "/api/v1/admin/certs/"+url.PathEscape(serial)+"/revoke", map[string]string{"reason": reason}, &out, http.StatusOK); err != nil {
+	if _, _, err := c.do(ctx, "POST", "/api/v1/admin/certs/"+url.PathEscape(serial)+"/revoke", api.RevokeRequest{Reason: reason}, &out, http.StatusOK); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-// Token is a bootstrap token; Secret is set only when it was just made.
-type Token struct {
-	ID         string    `json:"id"`
-	Secret     string    `json:"token,omitempty"`
-	CreatedBy  string    `json:"created_by"`
-	CreatedAt  time.Time `json:"created_at"`
-	ExpiresAt  time.Time `json:"expires_at"`
-	BoundName  string    `json:"bound_name,omitempty"`
-	BoundOwner string    `json:"bound_owner,omitempty"`
-	UsedAt     time.Time `json:"used_at,omitzero"`
-	UsedBy     string    `json:"used_by_request,omitempty"`
-	RevokedAt  time.Time `json:"revoked_at,omitzero"`
-}
-
 // CreateToken makes a bootstrap token.
 func (c *Client) CreateToken(ctx context.Context, ttl time.Duration, boundName, boundOwner string) (*Token, error) {
-	body := map[string]string{"bound_name": boundName, "bound_owner": boundOwner}
+	body := api.TokenRequest{BoundName: boundName, BoundOwner: boundOwner}
 	if ttl > 0 {
-		body["ttl"] = ttl.String()
+		body.TTL = ttl.String()
 	}
 	var out Token
 	if _, _, err := c.do(ctx, "POST", "/api/v1/admin/tokens", body, &out, http.StatusCreated); err != nil {
@@ -195,9 +159,7 @@ func (c *Client) CreateToken(ctx context.Context, ttl time.Duration, boundName, 
 
 // Tokens lists the tokens (without secrets).
 func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
-	var out struct {
-		Tokens []Token `json:"tokens"`
-	}
+	var out api.TokenList
 	_, _, err := c.do(ctx, "GET", "/api/v1/admin/tokens", nil, &out, http.StatusOK)
 	return out.Tokens, err
 }
@@ -206,14 +168,6 @@ func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
 func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	_, _, err := c.do(ctx, "POST", "/api/v1/admin/tokens/"+url.PathEscape(id)+"/revoke", nil, nil, http.StatusOK)
 	return err
-}
-
-// Stats are the fleet's numbers.
-type Stats struct {
-	Devices           map[string]int `json:"devices"`
-	Requests          map[string]int `json:"requests"`
-	ExpiringWithin7d  int            `json:"expiring_within_7d"`
-	ExpiringWithin30d int            `json:"expiring_within_30d"`
 }
 
 // Stats returns the fleet's numbers.
@@ -225,20 +179,9 @@ func (c *Client) Stats(ctx context.Context) (*Stats, error) {
 	return &out, nil
 }
 
-// Log is a device log's record.
-type Log struct {
-	ID         int64     `json:"id"`
-	Device     string    `json:"device"`
-	Name       string    `json:"name"`
-	ReceivedAt time.Time `json:"received_at"`
-	Size       int       `json:"size"`
-}
-
 // DeviceLogs lists a device's uploaded logs, newest first.
 func (c *Client) DeviceLogs(ctx context.Context, device string) ([]Log, error) {
-	var out struct {
-		Logs []Log `json:"logs"`
-	}
+	var out api.LogList
 	_, _, err := c.do(ctx, "GET", "/api/v1/admin/devices/"+url.PathEscape(device)+"/logs", nil, &out, http.StatusOK)
 	return out.Logs, err
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/portcullis-dev/portcullis/internal/api"
 	"io"
 	"net/http"
 	"net/url"
@@ -100,9 +101,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any, okC
 		ok = ok || res.StatusCode == code
 	}
 	if !ok {
-		var e struct {
-			Error string `json:"error"`
-		}
+		var e api.Error
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(data))
 		}
@@ -120,33 +119,21 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any, okC
 	return res.StatusCode, res.Header, nil
 }
 
-// Facts are what a device says about itself.
-type Facts struct {
-	Hostname       string `json:"hostname,omitempty"`
-	OS             string `json:"os,omitempty"`
-	OSVersion      string `json:"os_version,omitempty"`
-	HardwareSerial string `json:"hardware_serial,omitempty"`
-	AgentVersion   string `json:"agent_version,omitempty"`
-	OwnerEmail     string `json:"owner_email,omitempty"`
-}
+// The wire types are internal/api's; these names keep callers short.
+type (
+	Facts    = api.Facts
+	Cert     = api.Cert
+	Device   = api.Device
+	Token    = api.Token
+	Stats    = api.Stats
+	Log      = api.Log
+	DayCount = api.DayCount
+)
 
-// Request is an enrollment request as the API shows it.
+// Request is an enrollment request and, for a waiting one, the server's
+// Retry-After.
 type Request struct {
-	ID            string          `json:"id"`
-	Device        string          `json:"device"`
-	State         string          `json:"state"`
-	Facts         Facts           `json:"facts"`
-	DecidedBy     string          `json:"decided_by,omitempty"`
-	DecidedAt     *time.Time      `json:"decided_at,omitempty"`
-	Comment       string          `json:"comment,omitempty"`
-	Evidence      json.RawMessage `json:"evidence,omitempty"`
-	CertSerial    string          `json:"cert_serial,omitempty"`
-	SourceAddr    string          `json:"source_addr,omitempty"`
-	CreatedAt     time.Time       `json:"created_at"`
-	Certificate   string          `json:"certificate,omitempty"`
-	Error         string          `json:"error,omitempty"`
-	TokenRejected string          `json:"token_rejected,omitempty"`
-	// RetryAfter is the server's Retry-After for a waiting request.
+	api.Request
 	RetryAfter time.Duration `json:"-"`
 }
 
@@ -154,12 +141,7 @@ type Request struct {
 // The answer is the request: State "issued" with Certificate, "denied"
 // with Error, or waiting ("pending", "approved") with RetryAfter.
 func (c *Client) Enroll(ctx context.Context, csrPEM []byte, f Facts, token string) (*Request, error) {
-	body := struct {
-		CSR string `json:"csr"`
-		Facts
-		Token string `json:"token,omitempty"`
-	}{string(csrPEM), f, token}
-	return c.request(ctx, "POST", "/api/v1/enroll", body)
+	return c.request(ctx, "POST", "/api/v1/enroll", api.EnrollRequest{CSR: string(csrPEM), Facts: f, Token: token})
 }
 
 // Poll asks for the state of a request.
@@ -185,30 +167,11 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*R
 	return &r, nil
 }
 
-// Cert is a certificate record.
-type Cert struct {
-	Serial      string    `json:"serial"`
-	Name        string    `json:"name"`
-	Profile     string    `json:"profile"`
-	Subject     string    `json:"subject"`
-	NotBefore   time.Time `json:"not_before"`
-	NotAfter    time.Time `json:"not_after"`
-	Status      string    `json:"status"`
-	RevokedAt   time.Time `json:"revoked_at,omitzero"`
-	Reason      string    `json:"reason,omitempty"`
-	Replaces    string    `json:"replaces,omitempty"`
-	Certificate string    `json:"certificate,omitempty"`
-}
-
 // Renew renews the client certificate the Client presents; csrPEM nil
 // keeps the key.
 func (c *Client) Renew(ctx context.Context, csrPEM []byte, agentVersion string) (*Cert, error) {
-	body := struct {
-		CSR          string `json:"csr,omitempty"`
-		AgentVersion string `json:"agent_version,omitempty"`
-	}{string(csrPEM), agentVersion}
 	var out Cert
-	if _, _, err := c.do(ctx, "POST", "/api/v1/renew", body, &out, http.StatusOK); err != nil {
+	if _, _, err := c.do(ctx, "POST", "/api/v1/renew", api.RenewRequest{CSR: string(csrPEM), AgentVersion: agentVersion}, &out, http.StatusOK); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -231,12 +194,12 @@ func (c *Client) UploadLog(ctx context.Context, name string, data []byte) (int64
 		return 0, err
 	}
 	var out struct {
-		ID    int64  `json:"id"`
-		Error string `json:"error"`
+		api.Log
+		api.Error
 	}
 	_ = json.Unmarshal(body, &out) // a non-JSON answer leaves Error empty
 	if res.StatusCode != http.StatusCreated {
-		return 0, &Error{Status: res.StatusCode, Message: out.Error}
+		return 0, &Error{Status: res.StatusCode, Message: out.Error.Error}
 	}
 	return out.ID, nil
 }

@@ -53,20 +53,14 @@ func (s *Service) Certs(ctx context.Context, f store.Filter) ([]*store.Cert, err
 
 // Stats are the fleet's numbers.
 type Stats struct {
-	Devices  map[store.DeviceState]int  `json:"devices"`
-	Requests map[store.RequestState]int `json:"requests"`
+	Devices  map[store.DeviceState]int
+	Requests map[store.RequestState]int
 	// ExpiringWithin7d and 30d count active device certificates whose
 	// NotAfter falls within 7 and 30 days from now (expired ones excluded).
-	ExpiringWithin7d  int `json:"expiring_within_7d"`
-	ExpiringWithin30d int `json:"expiring_within_30d"`
+	ExpiringWithin7d  int
+	ExpiringWithin30d int
 	// EnrollmentsPerDay covers the last 30 days, oldest first.
-	EnrollmentsPerDay []DayCount `json:"enrollments_per_day"`
-}
-
-// DayCount is the JSON form of a store.DayCount.
-type DayCount struct {
-	Day   string `json:"day"` // YYYY-MM-DD, UTC
-	Count int    `json:"count"`
+	EnrollmentsPerDay []store.DayCount
 }
 
 // Stats counts devices and requests by state and the device
@@ -84,9 +78,7 @@ func (s *Service) Stats(ctx context.Context) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range days {
-		st.EnrollmentsPerDay = append(st.EnrollmentsPerDay, DayCount{Day: d.Day.Format(time.DateOnly), Count: d.Count})
-	}
+	st.EnrollmentsPerDay = days
 	if s.signer == nil {
 		return &st, nil
 	}

@@ -5,8 +5,8 @@ import (
 	"crypto/x509"
 	"encoding/csv"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
+	"github.com/portcullis-dev/portcullis/internal/api"
 	"net/http"
 	"strconv"
 	"strings"
@@ -54,33 +54,9 @@ func (s *Server) routes() (api, public http.Handler) {
 	return m, p
 }
 
-// enrollBody is what a device POSTs to /api/v1/enroll.
-type enrollBody struct {
-	CSR string `json:"csr"` // PEM
-	enroll.Facts
-	Token string `json:"token,omitempty"`
-}
-
-// requestView is an enrollment request as the API shows it.
-type requestView struct {
-	ID          string          `json:"id"`
-	Device      string          `json:"device"`
-	State       string          `json:"state"`
-	Facts       enroll.Facts    `json:"facts"`
-	DecidedBy   string          `json:"decided_by,omitempty"`
-	DecidedAt   *time.Time      `json:"decided_at,omitempty"`
-	Comment     string          `json:"comment,omitempty"`
-	Evidence    json.RawMessage `json:"evidence,omitempty"`
-	CertSerial  string          `json:"cert_serial,omitempty"`
-	SourceAddr  string          `json:"source_addr,omitempty"`
-	CreatedAt   time.Time       `json:"created_at"`
-	Certificate string          `json:"certificate,omitempty"` // PEM chain, when issued
-	Error       string          `json:"error,omitempty"`
-	TokenNote   string          `json:"token_rejected,omitempty"`
-}
-
-func viewRequest(r *store.Request) requestView {
-	v := requestView{ID: string(r.ID), Device: string(r.Device), State: string(r.State), Facts: r.Facts,
+// viewRequest is a request as the API shows it.
+func viewRequest(r *store.Request) api.Request {
+	v := api.Request{ID: string(r.ID), Device: string(r.Device), State: string(r.State), Facts: api.Facts(r.Facts),
 		DecidedBy: r.DecidedBy, Comment: r.Comment, Evidence: r.Evidence, CertSerial: r.CertSerial,
 		SourceAddr: r.SourceAddr, CreatedAt: r.CreatedAt.UTC()}
 	if !r.DecidedAt.IsZero() {
@@ -91,7 +67,7 @@ func viewRequest(r *store.Request) requestView {
 }
 
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
-	var body enrollBody
+	var body api.EnrollRequest
 	if err := s.decodeJSON(w, r, &body); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -111,7 +87,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	out, err := s.deps.RA.Submit(r.Context(), enroll.Submission{CSR: []byte(body.CSR), Facts: body.Facts,
+	out, err := s.deps.RA.Submit(r.Context(), enroll.Submission{CSR: []byte(body.CSR), Facts: enroll.Facts(body.Facts),
 		Token: body.Token, SourceAddr: r.RemoteAddr})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -144,7 +120,7 @@ func (s *Server) answerRequest(w http.ResponseWriter, r *http.Request, req *stor
 		return
 	}
 	v := viewRequest(settled)
-	v.TokenNote = tokenNote
+	v.TokenRejected = tokenNote
 	// A device sees its own request, not who decided or the evidence.
 	v.Evidence, v.SourceAddr = nil, ""
 	w.Header().Set("Location", "/api/v1/enroll/"+string(settled.ID))
@@ -181,28 +157,8 @@ func (s *Server) chainPEM(r *http.Request, serial string) (string, error) {
 	return string(pki.EncodeCertificates(append([]*x509.Certificate{c}, s.cfg.Chain...)...)), nil
 }
 
-// renewBody is the optional body of /api/v1/renew.
-type renewBody struct {
-	CSR          string `json:"csr,omitempty"` // PEM; absent: renew the same key
-	AgentVersion string `json:"agent_version,omitempty"`
-}
-
-type certView struct {
-	Serial      string    `json:"serial"`
-	Name        string    `json:"name"`
-	Profile     string    `json:"profile"`
-	Subject     string    `json:"subject"`
-	NotBefore   time.Time `json:"not_before"`
-	NotAfter    time.Time `json:"not_after"`
-	Status      string    `json:"status"`
-	RevokedAt   time.Time `json:"revoked_at,omitzero"`
-	Reason      string    `json:"reason,omitempty"`
-	Replaces    string    `json:"replaces,omitempty"`
-	Certificate string    `json:"certificate,omitempty"`
-}
-
-func viewCert(c *store.Cert) certView {
-	v := certView{Serial: c.Serial, Name: c.Name, Profile: c.Profile, Subject: c.Subject,
+func viewCert(c *store.Cert) api.Cert {
+	v := api.Cert{Serial: c.Serial, Name: c.Name, Profile: c.Profile, Subject: c.Subject,
 		NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(), Status: string(c.Status)}
 	if c.Status == store.StatusRevoked {
 		v.RevokedAt, v.Reason = c.RevokedAt.UTC(), ca.ReasonName(c.Reason)
@@ -216,7 +172,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var body renewBody
+	var body api.RenewRequest
 	if r.ContentLength != 0 {
 		if err := s.decodeJSON(w, r, &body); err != nil {
 			s.writeError(w, r, err)
@@ -237,7 +193,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.renewals.WithLabelValues("renewed").Inc()
-	v := certView{Serial: pki.SerialString(ren.Cert.SerialNumber), Name: string(ren.Device.ID), Profile: "device",
+	v := api.Cert{Serial: pki.SerialString(ren.Cert.SerialNumber), Name: string(ren.Device.ID), Profile: "device",
 		Subject: ren.Cert.Subject.String(), NotBefore: ren.Cert.NotBefore.UTC(), NotAfter: ren.Cert.NotAfter.UTC(),
 		Status: string(store.StatusActive), Replaces: ren.Replaces,
 		Certificate: string(pki.EncodeCertificates(append([]*x509.Certificate{ren.Cert}, s.cfg.Chain...)...))}
@@ -271,10 +227,7 @@ func (s *Server) handleListRequests(w http.ResponseWriter, r *http.Request, _ ad
 	if err != nil {
 		return err
 	}
-	out := struct {
-		Requests []requestView `json:"requests"`
-		Next     string        `json:"next,omitempty"`
-	}{Requests: []requestView{}}
+	out := api.RequestList{Requests: []api.Request{}}
 	for _, q := range reqs {
 		out.Requests = append(out.Requests, viewRequest(q))
 	}
@@ -285,13 +238,9 @@ func (s *Server) handleListRequests(w http.ResponseWriter, r *http.Request, _ ad
 	return nil
 }
 
-type decideBody struct {
-	Comment string `json:"comment,omitempty"`
-}
-
 func (s *Server) handleDecide(approve bool) func(http.ResponseWriter, *http.Request, admin) error {
 	return func(w http.ResponseWriter, r *http.Request, a admin) error {
-		var body decideBody
+		var body api.DecideRequest
 		if r.ContentLength != 0 {
 			if err := s.decodeJSON(w, r, &body); err != nil {
 				return err
@@ -332,18 +281,12 @@ func (s *Server) decide(r *http.Request, a admin, id store.RequestID, approve bo
 	return req, nil
 }
 
-type bulkBody struct {
-	IDs      []string `json:"ids"`
-	Decision string   `json:"decision"` // approve or deny
-	Comment  string   `json:"comment,omitempty"`
-}
-
 // maxBulk bounds one bulk decision: each is a transaction and an audit
 // line; a larger batch is several calls.
 const maxBulk = 500
 
 func (s *Server) handleBulkDecide(w http.ResponseWriter, r *http.Request, a admin) error {
-	var body bulkBody
+	var body api.BulkDecideRequest
 	if err := s.decodeJSON(w, r, &body); err != nil {
 		return err
 	}
@@ -353,44 +296,23 @@ func (s *Server) handleBulkDecide(w http.ResponseWriter, r *http.Request, a admi
 	if len(body.IDs) == 0 || len(body.IDs) > maxBulk {
 		return errStatus(http.StatusBadRequest, "ids: want 1 to %d request IDs, got %d", maxBulk, len(body.IDs))
 	}
-	type result struct {
-		ID    string `json:"id"`
-		State string `json:"state,omitempty"`
-		Error string `json:"error,omitempty"`
-	}
-	out := struct {
-		Results []result `json:"results"`
-	}{}
+	var out api.BulkDecideResponse
 	// Each decision stands alone: one already decided by someone else
 	// says so, the others still apply.
 	for _, id := range body.IDs {
 		req, err := s.decide(r, a, store.RequestID(id), body.Decision == "approve", body.Comment)
 		if err != nil {
-			out.Results = append(out.Results, result{ID: id, Error: oneLine(err.Error())})
+			out.Results = append(out.Results, api.BulkResult{ID: id, Error: oneLine(err.Error())})
 			continue
 		}
-		out.Results = append(out.Results, result{ID: id, State: string(req.State)})
+		out.Results = append(out.Results, api.BulkResult{ID: id, State: string(req.State)})
 	}
 	s.writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
-type deviceView struct {
-	ID             string     `json:"id"`
-	Name           string     `json:"name"`
-	HardwareSerial string     `json:"hardware_serial,omitempty"`
-	OS             string     `json:"os,omitempty"`
-	OSVersion      string     `json:"os_version,omitempty"`
-	Owner          string     `json:"owner_email,omitempty"`
-	AgentVersion   string     `json:"agent_version,omitempty"`
-	State          string     `json:"state"`
-	FirstSeen      time.Time  `json:"first_seen"`
-	LastSeen       time.Time  `json:"last_seen"`
-	Certificates   []certView `json:"certificates,omitempty"`
-}
-
-func viewDevice(d *store.Device) deviceView {
-	return deviceView{ID: string(d.ID), Name: d.Name, HardwareSerial: d.HardwareSerial, OS: d.OS,
+func viewDevice(d *store.Device) api.Device {
+	return api.Device{ID: string(d.ID), Name: d.Name, HardwareSerial: d.HardwareSerial, OS: d.OS,
 		OSVersion: d.OSVersion, Owner: d.OwnerEmail, AgentVersion: d.AgentVersion, State: string(d.State),
 		FirstSeen: d.FirstSeen.UTC(), LastSeen: d.LastSeen.UTC()}
 }
@@ -417,7 +339,7 @@ func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request, _ adm
 	if err != nil {
 		return err
 	}
-	views := []deviceView{}
+	views := []api.Device{}
 	for _, d := range devs {
 		views = append(views, viewDevice(d))
 	}
@@ -429,10 +351,7 @@ func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request, _ adm
 				d.FirstSeen.Format(time.RFC3339), d.LastSeen.Format(time.RFC3339)}
 		})
 	}
-	out := struct {
-		Devices []deviceView `json:"devices"`
-		Next    string       `json:"next,omitempty"`
-	}{Devices: views}
+	out := api.DeviceList{Devices: views}
 	if len(devs) > 0 && len(devs) == store.PageLimit(limit) {
 		out.Next = string(devs[len(devs)-1].ID)
 	}
@@ -478,12 +397,8 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request, _ admin) e
 	return nil
 }
 
-type revokeBody struct {
-	Reason string `json:"reason,omitempty"` // RFC 5280 name, e.g. keyCompromise
-}
-
 func (s *Server) revokeReason(w http.ResponseWriter, r *http.Request) (int, error) {
-	var body revokeBody
+	var body api.RevokeRequest
 	if r.ContentLength != 0 {
 		if err := s.decodeJSON(w, r, &body); err != nil {
 			return 0, err
@@ -509,10 +424,7 @@ func (s *Server) handleRevokeDevice(w http.ResponseWriter, r *http.Request, a ad
 		return err
 	}
 	s.afterRevoke(r, serials...)
-	s.writeJSON(w, http.StatusOK, struct {
-		Device  deviceView `json:"device"`
-		Revoked []string   `json:"revoked_serials"`
-	}{viewDevice(d), append([]string{}, serials...)})
+	s.writeJSON(w, http.StatusOK, api.DeviceRevoked{Device: viewDevice(d), Revoked: append([]string{}, serials...)})
 	return nil
 }
 
@@ -545,7 +457,7 @@ func (s *Server) handleListCerts(w http.ResponseWriter, r *http.Request, _ admin
 	if err != nil {
 		return err
 	}
-	views := []certView{}
+	views := []api.Cert{}
 	for _, c := range certs {
 		views = append(views, viewCert(c))
 	}
@@ -560,38 +472,17 @@ func (s *Server) handleListCerts(w http.ResponseWriter, r *http.Request, _ admin
 				return []string{c.Serial, c.Name, c.Profile, c.Subject, c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339), c.Status, rev, c.Reason}
 			})
 	}
-	s.writeJSON(w, http.StatusOK, struct {
-		Certificates []certView `json:"certificates"`
-	}{views})
+	s.writeJSON(w, http.StatusOK, api.CertList{Certificates: views})
 	return nil
 }
 
-type tokenBody struct {
-	TTL        string `json:"ttl,omitempty"` // Go duration; default from the config
-	BoundName  string `json:"bound_name,omitempty"`
-	BoundOwner string `json:"bound_owner,omitempty"`
-}
-
-type tokenView struct {
-	ID         string    `json:"id"`
-	Token      string    `json:"token,omitempty"` // the secret, in the creation response only
-	CreatedBy  string    `json:"created_by"`
-	CreatedAt  time.Time `json:"created_at"`
-	ExpiresAt  time.Time `json:"expires_at"`
-	BoundName  string    `json:"bound_name,omitempty"`
-	BoundOwner string    `json:"bound_owner,omitempty"`
-	UsedAt     time.Time `json:"used_at,omitzero"`
-	UsedBy     string    `json:"used_by_request,omitempty"`
-	RevokedAt  time.Time `json:"revoked_at,omitzero"`
-}
-
-func viewToken(t *store.Token) tokenView {
-	return tokenView{ID: string(t.ID), CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt.UTC(), ExpiresAt: t.ExpiresAt.UTC(),
+func viewToken(t *store.Token) api.Token {
+	return api.Token{ID: string(t.ID), CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt.UTC(), ExpiresAt: t.ExpiresAt.UTC(),
 		BoundName: t.BoundName, BoundOwner: t.BoundOwner, UsedAt: t.UsedAt, UsedBy: string(t.UsedBy), RevokedAt: t.RevokedAt}
 }
 
 func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request, a admin) error {
-	var body tokenBody
+	var body api.TokenRequest
 	if r.ContentLength != 0 {
 		if err := s.decodeJSON(w, r, &body); err != nil {
 			return err
@@ -611,7 +502,7 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request, a adm
 		return err
 	}
 	v := viewToken(t)
-	v.Token = secret
+	v.Secret = secret
 	s.writeJSON(w, http.StatusCreated, v)
 	return nil
 }
@@ -621,13 +512,11 @@ func (s *Server) handleListTokens(w http.ResponseWriter, r *http.Request, _ admi
 	if err != nil {
 		return err
 	}
-	views := []tokenView{}
+	views := []api.Token{}
 	for _, t := range toks {
 		views = append(views, viewToken(t))
 	}
-	s.writeJSON(w, http.StatusOK, struct {
-		Tokens []tokenView `json:"tokens"`
-	}{views})
+	s.writeJSON(w, http.StatusOK, api.TokenList{Tokens: views})
 	return nil
 }
 
@@ -635,7 +524,7 @@ func (s *Server) handleRevokeToken(w http.ResponseWriter, r *http.Request, a adm
 	if err := s.deps.RA.RevokeToken(r.Context(), a.actor(), store.TokenID(r.PathValue("id"))); err != nil {
 		return err
 	}
-	s.writeJSON(w, http.StatusOK, map[string]string{"id": r.PathValue("id"), "state": "revoked"})
+	s.writeJSON(w, http.StatusOK, api.TokenRevoked{ID: r.PathValue("id"), State: "revoked"})
 	return nil
 }
 
@@ -644,6 +533,17 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request, _ admin) er
 	if err != nil {
 		return err
 	}
-	s.writeJSON(w, http.StatusOK, st)
+	out := api.Stats{Devices: map[string]int{}, Requests: map[string]int{}, ExpiringWithin7d: st.ExpiringWithin7d,
+		ExpiringWithin30d: st.ExpiringWithin30d}
+	for k, n := range st.Devices {
+		out.Devices[string(k)] = n
+	}
+	for k, n := range st.Requests {
+		out.Requests[string(k)] = n
+	}
+	for _, d := range st.EnrollmentsPerDay {
+		out.EnrollmentsPerDay = append(out.EnrollmentsPerDay, api.DayCount{Day: d.Day.Format(time.DateOnly), Count: d.Count})
+	}
+	s.writeJSON(w, http.StatusOK, out)
 	return nil
 }

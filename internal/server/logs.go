@@ -3,10 +3,10 @@ package server
 import (
 	"errors"
 	"fmt"
+	"github.com/portcullis-dev/portcullis/internal/api"
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/pki"
 	"github.com/portcullis-dev/portcullis/internal/store"
@@ -16,16 +16,8 @@ import (
 // configured (smaller or equal) limit with a clear error.
 const maxLogBody = 8 << 20
 
-type logView struct {
-	ID         int64     `json:"id"`
-	Device     string    `json:"device"`
-	Name       string    `json:"name"`
-	ReceivedAt time.Time `json:"received_at"`
-	Size       int       `json:"size"`
-}
-
-func viewLog(l *store.DeviceLog) logView {
-	return logView{ID: l.ID, Device: string(l.Device), Name: l.Name, ReceivedAt: l.ReceivedAt.UTC(), Size: l.Size}
+func viewLog(l *store.DeviceLog) api.Log {
+	return api.Log{ID: l.ID, Device: string(l.Device), Name: l.Name, ReceivedAt: l.ReceivedAt.UTC(), Size: l.Size}
 }
 
 // handleUploadLog takes a device's log (raw body, ?name=) over mTLS.
@@ -65,9 +57,7 @@ func (s *Server) handleListLogs(w http.ResponseWriter, r *http.Request, _ admin)
 	if err != nil {
 		return err
 	}
-	out := struct {
-		Logs []logView `json:"logs"`
-	}{Logs: []logView{}}
+	out := api.LogList{Logs: []api.Log{}}
 	for _, l := range logs {
 		out.Logs = append(out.Logs, viewLog(l))
 	}
