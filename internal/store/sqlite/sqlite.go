@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -44,6 +45,17 @@ type Store struct {
 	// handler (which polls with sleeps) keeps in-process contention cheap and
 	// leaves busy_timeout for contention with other processes.
 	writes chan struct{}
+	// queue holds the writes waiting for the writer lock; whoever takes the
+	// lock commits them all as one group (see write).
+	mu    sync.Mutex
+	queue []*writeJob
+}
+
+// writeJob is one caller's transaction body waiting to be committed.
+type writeJob struct {
+	ctx  context.Context
+	fn   func(*sql.Tx) error
+	done chan error // receives the outcome once
 }
 
 // busyTimeout is how long a write waits for another process's write
@@ -210,30 +222,140 @@ func (s *Store) Check(ctx context.Context) error {
 	return nil
 }
 
-// write runs fn in a write transaction (BEGIN IMMEDIATE, see dsn) and commits
-// it if fn returns nil.
+// maxGroup bounds how many writes one commit carries, so a group's leader
+// (whose caller waits for it) is not held long by the others'.
+const maxGroup = 128
+
+// write runs fn in a write transaction (BEGIN IMMEDIATE, see dsn) and
+// commits it if fn returns nil.
+//
+// Writes commit in groups: each fsync of the WAL costs about a
+// millisecond or more, and with one per transaction the server's renewals
+// per second would be the disk's syncs per second. A caller queues its fn
+// and waits for the writer lock; whoever takes the lock runs every queued
+// fn in one transaction, each inside its own SAVEPOINT so that one fn's
+// failure rolls back that fn alone, and commits once. Every caller still
+// returns only after its own write is durable (or refused), exactly as
+// with a commit of its own; only the fsync is shared.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	j := &writeJob{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	s.mu.Lock()
+	s.queue = append(s.queue, j)
+	s.mu.Unlock()
 	select {
+	case err := <-j.done: // a group led by another caller carried it
+		return err
 	case s.writes <- struct{}{}:
 	case <-ctx.Done():
-		return ctx.Err()
+		if s.dequeue(j) {
+			return ctx.Err()
+		}
+		return <-j.done // already taken into a group: its outcome stands
 	}
 	defer func() { <-s.writes }()
-
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("beginning transaction: %w", cleanError(err))
+	s.mu.Lock()
+	n := min(len(s.queue), maxGroup)
+	group := s.queue[:n:n]
+	s.queue = append([]*writeJob(nil), s.queue[n:]...)
+	s.mu.Unlock()
+	if len(group) > 0 {
+		s.commitGroup(group)
 	}
-	if err := fn(tx); err != nil {
-		// fn's error says what went wrong; a failed rollback of a
-		// transaction that is discarded either way adds nothing.
+	// j was in this group, or in an earlier one whose leader answered it
+	// before releasing the lock; or it is still queued behind maxGroup
+	// others, and the next leader takes it.
+	return <-j.done
+}
+
+// dequeue removes j if no group has taken it yet.
+func (s *Store) dequeue(j *writeJob) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, q := range s.queue {
+		if q == j {
+			s.queue = append(s.queue[:i], s.queue[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// commitGroup runs the group's fns in one transaction and answers each.
+// A lone write needs no savepoint: its failure rolls back the transaction.
+func (s *Store) commitGroup(group []*writeJob) {
+	// Not a caller's context: cancelling one caller must not abort the
+	// others' commit. Each fn still uses its own context for its queries.
+	tx, err := s.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		for _, j := range group {
+			j.done <- fmt.Errorf("beginning transaction: %w", cleanError(err))
+		}
+		return
+	}
+	alone := len(group) == 1
+	var applied []*writeJob
+	for i, j := range group {
+		if err := j.ctx.Err(); err != nil {
+			j.done <- err
+			continue
+		}
+		if !alone {
+			if _, err := tx.Exec("SAVEPOINT w"); err != nil {
+				s.abortGroup(tx, applied, group[i:])
+				return
+			}
+		}
+		if err := j.fn(tx); err != nil {
+			if !alone {
+				if rerr := rollbackTo(tx); rerr != nil {
+					j.done <- err
+					s.abortGroup(tx, applied, group[i+1:])
+					return
+				}
+			}
+			j.done <- err
+			continue
+		}
+		if !alone {
+			if _, err := tx.Exec("RELEASE w"); err != nil {
+				s.abortGroup(tx, applied, group[i:])
+				return
+			}
+		}
+		applied = append(applied, j)
+	}
+	if len(applied) == 0 {
+		// Every fn failed or was cancelled: nothing to keep, and their
+		// errors say what went wrong.
 		_ = tx.Rollback()
+		return
+	}
+	err = tx.Commit()
+	if err != nil {
+		err = fmt.Errorf("committing: %w", cleanError(err))
+	}
+	for _, j := range applied {
+		j.done <- err
+	}
+}
+
+// abortGroup handles a savepoint that SQLite refused (which leaves the
+// transaction unusable): it rolls the group back and runs the writes
+// that were applied or not yet run again, each alone.
+func (s *Store) abortGroup(tx *sql.Tx, applied, rest []*writeJob) {
+	_ = tx.Rollback() // discarded: the savepoint error is why
+	for _, j := range append(applied, rest...) {
+		s.commitGroup([]*writeJob{j})
+	}
+}
+
+// rollbackTo undoes the current savepoint's work and drops it.
+func rollbackTo(tx *sql.Tx) error {
+	if _, err := tx.Exec("ROLLBACK TO w"); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("committing: %w", cleanError(err))
-	}
-	return nil
+	_, err := tx.Exec("RELEASE w")
+	return err
 }
 
 // The range of time.Time.UnixMicro: about 290,000 years either side of 1970.
