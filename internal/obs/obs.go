@@ -29,13 +29,25 @@ func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("log format %q: want text or json", format)
 }
 
-// AuditLog is an append-only file of JSON lines, one per decision. Each
-// line is written with a single write(2) on an O_APPEND file, so lines from
-// concurrent processes never interleave, and synced before the call
-// returns, so an event the CA reported survives a crash.
+// AuditLog is an append-only file of JSON lines, one per decision. Every
+// line is synced to disk before Write returns, so an event the caller
+// reported survives a crash. Concurrent writers share the fsync (group
+// commit): the lines waiting while one sync runs go out together in the
+// next write(2) and sync. A write(2) on an O_APPEND file lands whole, so
+// lines from concurrent processes never interleave.
 type AuditLog struct {
-	mu sync.Mutex
-	f  *os.File
+	mu       sync.Mutex
+	cond     *sync.Cond
+	f        *os.File
+	open     *auditBatch // lines waiting for the next sync
+	flushing bool
+}
+
+// auditBatch is lines written and synced together.
+type auditBatch struct {
+	buf  []byte
+	done bool
+	err  error
 }
 
 // OpenAuditLog opens (creating, 0600) the audit file at path.
@@ -44,18 +56,41 @@ func OpenAuditLog(path string) (*AuditLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening audit log: %w", err)
 	}
-	return &AuditLog{f: f}, nil
+	a := &AuditLog{f: f}
+	a.cond = sync.NewCond(&a.mu)
+	return a, nil
 }
 
-// Write appends one record and syncs it.
+// Write appends one record and returns once it is synced.
 func (a *AuditLog) Write(p []byte) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	n, err := a.f.Write(p)
-	if err != nil {
-		return n, err
+	if a.open == nil {
+		a.open = &auditBatch{}
 	}
-	return n, a.f.Sync()
+	b := a.open
+	b.buf = append(b.buf, p...)
+	for !b.done {
+		if a.flushing {
+			a.cond.Wait()
+			continue
+		}
+		// Flush what is open now (b among it) while others queue up.
+		fb := a.open
+		a.open, a.flushing = nil, true
+		a.mu.Unlock()
+		_, err := a.f.Write(fb.buf)
+		if err == nil {
+			err = a.f.Sync()
+		}
+		a.mu.Lock()
+		fb.done, fb.err, a.flushing = true, err, false
+		a.cond.Broadcast()
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	return len(p), nil
 }
 
 // Close closes the file.
