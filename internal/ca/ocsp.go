@@ -251,7 +251,9 @@ func (r *Responder) status(ctx context.Context, n *big.Int, serial string) (ocsp
 		return tmpl, nil
 	case err != nil:
 		return tmpl, fmt.Errorf("reading certificate %s: %w", serial, err)
-	case rec.Issuer != r.a.issuerSKI:
+	case rec.Issuer != r.a.issuerSKI || pki.Profile(rec.Profile).IsCA():
+		// A root-only CA's root names itself as issuer; it has no
+		// status to give, relying parties trust it or not.
 		return tmpl, nil
 	case rec.Status == store.StatusRevoked:
 		tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, rec.RevokedAt.UTC().Truncate(time.Second), rec.Reason
