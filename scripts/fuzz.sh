@@ -14,13 +14,13 @@ LOG=/tmp/portcullis-fuzz.log
 # 90 s run, and after 100 s when re-run from the old seeds on a busy 2-core
 # machine; the 8 s every target had then would not have found it. Then
 # other bytes from devices and the network (CSRs, certificates, PEM, PROXY
-# headers); the rest parse our own or the operator's formats.
+# headers, OCSP requests); the rest parse our own or the operator's formats.
 budget() {
 	case $1 in
 	FuzzKeystoreParse) echo 90s ;;
 	FuzzKeystorePKCS12) echo 30s ;;
 	FuzzParseCRL | FuzzVerifyOCSP) echo 20s ;;
-	FuzzParseCSR | FuzzParseCertificates | FuzzParsePEM | FuzzProxyHeader) echo 8s ;;
+	FuzzParseCSR | FuzzParseCertificates | FuzzParsePEM | FuzzProxyHeader | FuzzOCSPRequest) echo 8s ;;
 	*) echo 3s ;;
 	esac
 }
