@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,19 @@ func (o *ResponderOptions) defaults() {
 	}
 }
 
+// validate refuses settings that would renew the responder certificate
+// all the time or answer with less than a minute of validity.
+func (o *ResponderOptions) validate() error {
+	var errs []error
+	if o.CertLifetime < time.Hour {
+		errs = append(errs, fmt.Errorf("OCSP responder certificate lifetime %s: want at least an hour", o.CertLifetime))
+	}
+	if o.Validity < time.Minute {
+		errs = append(errs, fmt.Errorf("OCSP answer validity %s: want at least a minute", o.Validity))
+	}
+	return errors.Join(errs...)
+}
+
 // Responder answers OCSP requests (RFC 6960) for the certificates of the
 // issuing CA, signing as a delegated responder (§4.2.2.2) whose
 // certificate it renews itself. Signed answers are cached per serial, so a
@@ -110,6 +124,9 @@ type responderKey struct {
 // is due for renewal. It needs the issuing key only to issue.
 func (a *Authority) Responder(ctx context.Context, opts ResponderOptions) (*Responder, error) {
 	opts.defaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
 	r := &Responder{a: a, opts: opts, ids: map[crypto.Hash]issuerHashes{}, cache: newAnswerCache(opts.CacheSize)}
 	var spki struct {
 		Algorithm pkix.AlgorithmIdentifier
@@ -122,8 +139,11 @@ func (a *Authority) Responder(ctx context.Context, opts ResponderOptions) (*Resp
 		r.ids[h] = issuerHashes{name: digest(h, a.issuer.RawSubject), key: digest(h, spki.PublicKey.RightAlign())}
 	}
 	rk, err := a.loadResponder()
+	if err != nil && !errors.Is(err, errReissue) {
+		return nil, err
+	}
 	if err != nil || a.responderDue(rk.cert) {
-		if err != nil && !errors.Is(err, errNoResponder) {
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			a.opts.Logger.Warn("issuing a new OCSP responder certificate", "reason", err.Error())
 		}
 		if rk, err = a.issueResponder(ctx, opts.CertLifetime); err != nil {

@@ -391,4 +391,51 @@ func TestOCSPResponderKeyEncrypted(t *testing.T) {
 	if err != nil || !again.Certificate().Equal(r.Certificate()) {
 		t.Fatalf("restart: %v; want the same responder certificate", err)
 	}
+	// A wrong passphrase stops the responder; it never replaces the key.
+	wrong, err := Open(ctx, f.dir, f.st, Options{Now: f.clock.Now, Passphrase: func() ([]byte, error) { return []byte("wrong horse"), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wrong.Responder(ctx, ResponderOptions{}); !errors.Is(err, keystore.ErrBadPassphrase) {
+		t.Fatalf("Responder with a wrong passphrase = %v, want ErrBadPassphrase", err)
+	}
+	if after, _ := os.ReadFile(a.Layout().OCSPKey()); !bytes.Equal(after, data) {
+		t.Fatalf("a wrong passphrase replaced the responder key")
+	}
+}
+
+// TestOCSPResponderReissue: a responder certificate that is damaged, or
+// does not match its key, is replaced.
+func TestOCSPResponderReissue(t *testing.T) {
+	f := newCA(t, nil)
+	first := f.responder(t, ResponderOptions{}).Certificate()
+	l := f.a.Layout()
+	if err := os.WriteFile(l.OCSPCert(), []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second := f.responder(t, ResponderOptions{}).Certificate()
+	if second.Equal(first) {
+		t.Fatalf("damaged certificate file not replaced")
+	}
+	other := newCA(t, nil)
+	other.responder(t, ResponderOptions{})
+	data, err := os.ReadFile(other.a.Layout().OCSPKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(l.OCSPKey(), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if third := f.responder(t, ResponderOptions{}).Certificate(); third.Equal(second) {
+		t.Fatalf("certificate with a foreign key not replaced")
+	}
+}
+
+func TestResponderOptions(t *testing.T) {
+	f := newCA(t, nil)
+	for _, o := range []ResponderOptions{{CertLifetime: time.Minute}, {Validity: time.Second}} {
+		if _, err := f.a.Responder(context.Background(), o); err == nil {
+			t.Errorf("Responder(%+v) = nil error, want refused", o)
+		}
+	}
 }

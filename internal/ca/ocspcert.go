@@ -21,8 +21,11 @@ import (
 // certificate (reserved: no leaf can take it).
 const responderName = "ocsp-responder"
 
-// errNoResponder: the CA directory holds no responder certificate yet.
-var errNoResponder = errors.New("no OCSP responder certificate")
+// errReissue: the CA directory holds no usable responder certificate
+// (none yet, a damaged one, or one of a previous issuer), and a new one is
+// issued. A key that cannot be decrypted is not such a case: a wrong
+// passphrase must stop the responder, not replace its key.
+var errReissue = errors.New("no usable OCSP responder certificate")
 
 // renewRetry spaces failed renewals of the responder certificate: each
 // costs a lint and a signature, and the old certificate still serves.
@@ -34,28 +37,31 @@ const renewRetry = time.Minute
 func (a *Authority) loadResponder() (*responderKey, error) {
 	data, err := os.ReadFile(a.layout.OCSPCert())
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, errNoResponder
+		return nil, errReissue
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading OCSP responder certificate: %w", err)
 	}
 	certs, err := pki.ParseCertificates(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", a.layout.OCSPCert(), err)
+		return nil, fmt.Errorf("%w: %s: %w", errReissue, a.layout.OCSPCert(), err)
 	}
 	cert := certs[0]
 	if err := cert.CheckSignatureFrom(a.issuer); err != nil {
-		return nil, fmt.Errorf("%s is not signed by the issuing CA: %w", a.layout.OCSPCert(), err)
+		return nil, fmt.Errorf("%w: %s is not signed by the issuing CA: %w", errReissue, a.layout.OCSPCert(), err)
 	}
 	if !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
-		return nil, fmt.Errorf("%s is not an OCSP signing certificate", a.layout.OCSPCert())
+		return nil, fmt.Errorf("%w: %s is not an OCSP signing certificate", errReissue, a.layout.OCSPCert())
 	}
 	key, err := keystore.LoadFile(a.layout.OCSPKey(), a.opts.Passphrase)
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrNotExist), errors.Is(err, keystore.ErrMalformedKey):
+		return nil, fmt.Errorf("%w: %w", errReissue, err)
+	case err != nil:
 		return nil, fmt.Errorf("OCSP responder key: %w", err)
 	}
 	if !publicKeysEqual(key.Public(), cert.PublicKey) {
-		return nil, fmt.Errorf("%s does not match %s", a.layout.OCSPKey(), a.layout.OCSPCert())
+		return nil, fmt.Errorf("%w: %s does not match %s", errReissue, a.layout.OCSPKey(), a.layout.OCSPCert())
 	}
 	return &responderKey{cert: cert, key: key}, nil
 }
