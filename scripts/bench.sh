@@ -14,7 +14,7 @@ trap 'rm -f "$out"' EXIT
 
 echo "== CA (internal/ca): $(nproc) cores, $(uname -m), $($GO version | cut -d' ' -f3)"
 $GO test -run '^$' -bench 'BenchmarkIssue|BenchmarkLint' -benchtime "$BENCHTIME" -count "$COUNT" ./internal/ca >"$out"
-$GO test -run '^$' -bench 'BenchmarkCRL' -benchtime 5x -count "$COUNT" ./internal/ca >>"$out"
+$GO test -run '^$' -bench 'BenchmarkCRL$' -benchtime 5x -count "$COUNT" ./internal/ca >>"$out"
 
 awk '
 /^Benchmark/ {

@@ -14,7 +14,7 @@ LOG=/tmp/portcullis-fuzz.log
 # 90 s run, and after 100 s when re-run from the old seeds on a busy 2-core
 # machine; the 8 s every target had then would not have found it. Then
 # other bytes from devices and the network (CSRs, certificates, PEM, PROXY
-# headers); the rest parse our own or the operator's formats.
+# headers, OCSP requests); the rest parse our own or the operator's formats.
 budget() {
 	case $1 in
 	FuzzKeystoreParse) echo 90s ;;

@@ -74,13 +74,13 @@ type fixture struct {
 
 // newCA creates an unencrypted CA (the KDF would cost ~0.3 s per open) with
 // a fake clock. Encrypted keys have their own test.
-func newCA(t *testing.T, mod func(*InitOptions)) *fixture {
+func newCA(t testing.TB, mod func(*InitOptions)) *fixture {
 	t.Helper()
 	return newCAAt(t, time.Now().UTC().Truncate(time.Second), mod)
 }
 
 // newCAAt is newCA with the clock starting at now.
-func newCAAt(t *testing.T, now time.Time, mod func(*InitOptions)) *fixture {
+func newCAAt(t testing.TB, now time.Time, mod func(*InitOptions)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "portcullis.db"))

@@ -1,11 +1,16 @@
 package ca
 
-// Fuzz targets of the ca package's parsers of operator-supplied files:
-// ca.yaml and easy-rsa's index.txt. Table tests of parseIndexLine live
+// Fuzz targets of the ca package's parsers of operator-supplied files
+// (ca.yaml and easy-rsa's index.txt) and of OCSP requests from the network. Table tests of parseIndexLine live
 // here too, next to its fuzz target.
 
 import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +20,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/portcullis-dev/portcullis/internal/pki"
 )
@@ -227,6 +233,50 @@ func FuzzParseIndexLine(f *testing.F) {
 		}
 		if diff := cmp.Diff(e, again, cmp.AllowUnexported(indexEntry{})); diff != "" {
 			t.Fatalf("index entry does not round-trip (-first +again):\n%s", diff)
+		}
+	})
+}
+
+// FuzzOCSPRequest feeds arbitrary bytes to Responder.Respond, the parser
+// of what any client on the network sends: it never panics, refuses with
+// a malformed or unauthorized error only, and whatever it answers parses
+// against the issuer and is about the serial asked. Seeds: openssl's
+// requests (SHA-1 with a nonce, SHA-256 without, two CertIDs) from
+// testdata, and requests about this CA's certificates.
+func FuzzOCSPRequest(f *testing.F) {
+	fx := newCA(f, nil)
+	good, revoked := fx.issueLeaf(f, "good"), fx.issueLeaf(f, "revoked")
+	if _, err := fx.a.Revoke(context.Background(), "revoked", 1); err != nil {
+		f.Fatal(err)
+	}
+	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256} {
+		for _, c := range []*x509.Certificate{good, revoked, {SerialNumber: big.NewInt(7)}} {
+			f.Add(ocspRequest(f, c, fx.a.Issuer(), h))
+		}
+	}
+	r := fx.responder(f, ResponderOptions{CacheSize: 256})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		resp, err := r.Respond(context.Background(), data)
+		if err != nil {
+			if !errors.Is(err, ErrOCSPMalformed) && !errors.Is(err, ErrOCSPUnauthorized) {
+				t.Fatalf("Respond(%x) = %v, want a malformed or unauthorized error", data, err)
+			}
+			var re ocsp.ResponseError
+			if _, perr := ocsp.ParseResponse(OCSPErrorResponse(err), nil); !errors.As(perr, &re) {
+				t.Fatalf("OCSPErrorResponse(%v) parses as %v, want an OCSP error status", err, perr)
+			}
+			return
+		}
+		parsed, err := ocsp.ParseResponse(resp, fx.a.Issuer())
+		if err != nil {
+			t.Fatalf("answer to %x does not parse: %v", data, err)
+		}
+		req, err := ocsp.ParseRequest(data)
+		if err != nil {
+			t.Fatalf("Respond answered a request ocsp.ParseRequest refuses: %v", err)
+		}
+		if parsed.SerialNumber.Cmp(req.SerialNumber) != 0 || parsed.IssuerHash != req.HashAlgorithm {
+			t.Fatalf("answer about %x (%v), asked about %x (%v)", parsed.SerialNumber, parsed.IssuerHash, req.SerialNumber, req.HashAlgorithm)
 		}
 	})
 }

@@ -29,6 +29,8 @@ func (l Layout) Cert(name string) string  { return l.path("issued", name+".crt")
 func (l Layout) Chain(name string) string { return l.path("issued", name+".chain.crt") }
 func (l Layout) Key(name string) string   { return l.path("private", name+".key") }
 func (l Layout) P12(name string) string   { return l.path("private", name+".p12") }
+func (l Layout) OCSPCert() string         { return l.path("ocsp-responder.crt") }
+func (l Layout) OCSPKey() string          { return l.path("private", "ocsp-responder.key") }
 
 // File modes of a CA directory: keys (and anything holding one) are for
 // the CA's user alone, whatever the umask; certificates are public.
@@ -80,7 +82,7 @@ func (l Layout) Rollback(extra ...string) func() {
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
 
 // reservedNames are the stems of the CA's own files.
-var reservedNames = map[string]bool{"ca": true, "intermediate": true, "ca-bundle": true}
+var reservedNames = map[string]bool{"ca": true, "intermediate": true, "ca-bundle": true, responderName: true}
 
 // CheckName validates a certificate name.
 func CheckName(name string) error {
