@@ -137,6 +137,10 @@ type Store interface {
 	// RFC 5280 §3.3), in no particular order. A certificate whose NotAfter
 	// equals the floor is kept; a zero floor returns them all.
 	Revoked(ctx context.Context, issuer string, notAfterFloor time.Time) ([]Revocation, error)
+	// RevokedSince returns the revocations of an issuer recorded with a
+	// RevokedAt at or after since, in no particular order. Replicas poll
+	// it to drop cached OCSP answers and CRLs another replica made stale.
+	RevokedSince(ctx context.Context, issuer string, since time.Time) ([]Revocation, error)
 	// NextCRLNumber atomically increments and returns the CRL number of an
 	// issuer; it never returns the same number twice, nor a smaller one.
 	NextCRLNumber(ctx context.Context, issuer string) (int64, error)

@@ -272,3 +272,28 @@ func (s *Store) Revoked(ctx context.Context, issuer string, notAfterFloor time.T
 	}
 	return revs, nil
 }
+
+// RevokedSince lists the issuer's revocations recorded at or after since.
+func (s *Store) RevokedSince(ctx context.Context, issuer string, since time.Time) ([]store.Revocation, error) {
+	from := clampTime(since)
+	rows, err := s.db.QueryContext(ctx, `SELECT serial, revoked_at, reason FROM certs
+		WHERE issuer = ? AND status = 'revoked' AND revoked_at >= ?`, issuer, from)
+	if err != nil {
+		return nil, fmt.Errorf("listing recent revocations of issuer %s: %w", issuer, cleanError(err))
+	}
+	defer rows.Close()
+	var revs []store.Revocation
+	for rows.Next() {
+		var r store.Revocation
+		var at int64
+		if err := rows.Scan(&r.Serial, &at, &r.Reason); err != nil {
+			return nil, fmt.Errorf("listing recent revocations of issuer %s: %w", issuer, cleanError(err))
+		}
+		r.RevokedAt = decodeTime(at)
+		revs = append(revs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing recent revocations of issuer %s: %w", issuer, cleanError(err))
+	}
+	return revs, nil
+}

@@ -226,4 +226,24 @@ func testRevoked(t *testing.T, s store.Store) {
 			}
 		})
 	}
+	// RevokedSince goes by revocation time (reason N was revoked N
+	// minutes ago), whatever the expiry.
+	for _, tt := range []struct {
+		name  string
+		since time.Time
+		want  []store.Revocation
+	}{
+		{"last 2 minutes", n.Add(-2 * time.Minute), []store.Revocation{live}},
+		{"at a revocation time", n.Add(-3 * time.Minute), []store.Revocation{live, expired}},
+		{"all", time.Time{}, []store.Revocation{live, expired, atFloor}},
+		{"future", n.Add(time.Minute), nil},
+	} {
+		got, err := s.RevokedSince(t.Context(), issuerA, tt.since)
+		if err != nil {
+			t.Fatalf("RevokedSince(%s) = %v", tt.name, err)
+		}
+		if diff := cmp.Diff(tt.want, got, sortRevs, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("RevokedSince(%s) mismatch (-want +got):\n%s", tt.name, diff)
+		}
+	}
 }
