@@ -47,6 +47,10 @@ type Options struct {
 	// to keep consistent. Certificates with a CA-made key are still written,
 	// since the key has nowhere else to go.
 	RecordOnly bool
+	// CRLOnDemand: Revoke does not sign a CRL; the caller signs through a
+	// CRLCache after its revocations (the server, which may revoke a
+	// device's several certificates at once and serves the CRL itself).
+	CRLOnDemand bool
 	// Now and Rand are the clock and randomness; tests replace them.
 	Now  func() time.Time
 	Rand io.Reader

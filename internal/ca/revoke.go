@@ -64,7 +64,9 @@ func ReasonName(code int) string {
 var ErrCRLNotPublished = errors.New("revoked, but publishing the CRL failed")
 
 // Revoke marks the certificate ref points to revoked and publishes a fresh
-// CRL, so no one has to remember a second command.
+// CRL, so no one has to remember a second command. With Options.CRLOnDemand
+// it records the revocation only: the caller's CRLCache signs once for a
+// batch (a device's certificates) instead of once per certificate.
 func (a *Authority) Revoke(ctx context.Context, ref string, reason int) (*store.Cert, error) {
 	c, err := a.Find(ctx, ref)
 	if err != nil {
@@ -84,6 +86,9 @@ func (a *Authority) Revoke(ctx context.Context, ref string, reason int) (*store.
 	}
 	a.audit(ctx, "cert.revoked", slog.String("serial", rec.Serial), slog.String("name", rec.Name),
 		slog.String("reason", ReasonName(reason)))
+	if a.opts.CRLOnDemand {
+		return rec, nil
+	}
 	if _, err := a.CRL(ctx); err != nil {
 		return rec, fmt.Errorf("%w: %w", ErrCRLNotPublished, err)
 	}

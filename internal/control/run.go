@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -76,7 +77,7 @@ func Run(ctx context.Context, c Config, o Options) error {
 		return err
 	}
 	defer audit.Close()
-	opts := ca.Options{Passphrase: pass, Logger: log, Audit: audit.Logger(), Actor: "server", RecordOnly: true}
+	opts := ca.Options{Passphrase: pass, Logger: log, Audit: audit.Logger(), Actor: "server", RecordOnly: true, CRLOnDemand: true}
 	var a *ca.Authority
 	if fresh {
 		a, err = firstRun(ctx, &c, st, opts, pass)
@@ -111,14 +112,23 @@ func Run(ctx context.Context, c Config, o Options) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	crl := &crlCache{a: a}
+	crl := a.CRLCache(ca.CRLCacheOptions{})
+	ocsp, err := a.Responder(ctx, ca.ResponderOptions{})
+	if err != nil {
+		return fmt.Errorf("OCSP responder: %w", err)
+	}
+	if _, err := crl.Refresh(ctx); err != nil {
+		return fmt.Errorf("signing the CRL: %w", err)
+	}
+	w := &revocationWatch{st: st, issuer: fmt.Sprintf("%x", a.Issuer().SubjectKeyId), crl: crl, ocsp: ocsp, log: log,
+		seen: map[string]time.Time{}}
 	srv, err := server.New(server.Config{
 		Certificate: cert, Roots: roots, Chain: chain, IssuerID: fmt.Sprintf("%x", a.Issuer().SubjectKeyId),
 		Roles: roles, PollInterval: time.Duration(c.Enroll.PollInterval), MaxBody: c.Limits.MaxBody,
 		RatePerSecond: c.Limits.RatePerSecond, Burst: c.Limits.Burst,
 	}, server.Deps{
-		RA: ra, CRL: crl, Logger: log, Registry: reg,
-		OnRevoke: func(context.Context, ...string) { crl.invalidate() },
+		RA: ra, CRL: crl, OCSP: ocsp, Logger: log, Registry: reg,
+		OnRevoke: w.revoked,
 		Ready: func(ctx context.Context) error {
 			_, err := st.NextCRLNumber(ctx, "readyz-probe")
 			return err
@@ -141,6 +151,7 @@ func Run(ctx context.Context, c Config, o Options) error {
 	if o.Ready != nil {
 		o.Ready(apiLn.Addr(), publicLn.Addr())
 	}
+	go w.run(ctx, revocationPoll)
 	err = srv.Serve(ctx, apiLn, publicLn, time.Duration(c.ShutdownTimeout))
 	log.Info("control server stopped")
 	return err
@@ -166,33 +177,89 @@ func keyPassphraseOnce(p func() ([]byte, error)) func() ([]byte, error) {
 	}
 }
 
-// crlCache keeps the last signed CRL and signs a new one after a
-// revocation or when the cached one has used half its validity.
-type crlCache struct {
-	a    *ca.Authority
+// revocationPoll is how often a server looks for revocations made by
+// another replica on the same database.
+const revocationPoll = 2 * time.Second
+
+// revocationOverlap is how far back each poll looks again: revocation
+// times come from the revoking replica's clock, so replicas whose clocks
+// differ by less than this miss nothing (keep them on NTP).
+const revocationOverlap = 10 * time.Minute
+
+// revocationWatch keeps the OCSP answers and the CRL true to the store:
+// at once for this replica's revocations (revoked), and within
+// revocationPoll for other replicas' (run).
+type revocationWatch struct {
+	st     store.Store
+	issuer string
+	crl    *ca.CRLCache
+	ocsp   *ca.Responder
+	log    *slog.Logger
+
 	mu   sync.Mutex
-	der  []byte
-	etag string
-	this time.Time
-	next time.Time
+	seen map[string]time.Time // serial → revocation time, within the overlap
 }
 
-func (c *crlCache) CurrentCRL(ctx context.Context) ([]byte, string, time.Time, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// revoked is the server's OnRevoke: drop the serials' cached answers and
+// sign the CRL now, so the admin's call returns with the CRL published.
+func (w *revocationWatch) revoked(ctx context.Context, serials ...string) {
 	now := time.Now()
-	if c.der == nil || now.After(c.this.Add(c.next.Sub(c.this)/2)) {
-		crl, err := c.a.CRL(ctx)
-		if err != nil {
-			return nil, "", time.Time{}, err
+	w.mu.Lock()
+	for _, s := range serials {
+		w.ocsp.Invalidate(s)
+		if _, ok := w.seen[s]; !ok {
+			w.seen[s] = now // the poll need not act on it again
 		}
-		c.der, c.etag, c.this, c.next = crl.Raw, crl.Number.String(), crl.ThisUpdate, crl.NextUpdate
 	}
-	return c.der, c.etag, c.next, nil
+	w.mu.Unlock()
+	w.crl.Invalidate()
+	if _, err := w.crl.Refresh(ctx); err != nil {
+		w.log.ErrorContext(ctx, "signing the CRL after a revocation failed; the next fetch retries", "err", err)
+	}
 }
 
-func (c *crlCache) invalidate() {
-	c.mu.Lock()
-	c.der = nil
-	c.mu.Unlock()
+func (w *revocationWatch) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	since := time.Now().Add(-revocationOverlap)
+	// What is revoked already is in the CRL just signed and in no cached
+	// answer: remember it without acting on it.
+	if revs, err := w.st.RevokedSince(ctx, w.issuer, since); err == nil {
+		w.mu.Lock()
+		for _, r := range revs {
+			w.seen[r.Serial] = r.RevokedAt
+		}
+		w.mu.Unlock()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		revs, err := w.st.RevokedSince(ctx, w.issuer, since)
+		if err != nil {
+			w.log.WarnContext(ctx, "polling revocations failed", "err", err)
+			continue
+		}
+		var fresh []string
+		w.mu.Lock()
+		for _, r := range revs {
+			if _, ok := w.seen[r.Serial]; !ok {
+				w.seen[r.Serial] = r.RevokedAt
+				fresh = append(fresh, r.Serial)
+			}
+		}
+		since = now.Add(-revocationOverlap)
+		for s, at := range w.seen {
+			if at.Before(since) {
+				delete(w.seen, s)
+			}
+		}
+		w.mu.Unlock()
+		if len(fresh) > 0 {
+			w.revoked(ctx, fresh...)
+		}
+	}
 }

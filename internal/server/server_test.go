@@ -54,6 +54,7 @@ type env struct {
 	roots   *x509.CertPool
 	admins  map[string]tls.Certificate
 	revoked []string
+	ocsp    *ca.Responder
 }
 
 // crlSource signs a fresh CRL per call: enough for these tests, which
@@ -84,6 +85,9 @@ func newEnv(t testing.TB, cfg enroll.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if e.ocsp, err = e.ca.Responder(t.Context(), ca.ResponderOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	srvCert := e.issue(pki.ProfileServer, "server", pki.Names{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
 	e.roots = x509.NewCertPool()
 	e.roots.AddCert(e.ca.Root())
@@ -96,8 +100,13 @@ func newEnv(t testing.TB, cfg enroll.Config) *env {
 	e.srv, err = server.New(server.Config{Certificate: srvCert, Roots: e.roots, Chain: []*x509.Certificate{e.ca.Issuer()},
 		IssuerID: fmt.Sprintf("%x", e.ca.Issuer().SubjectKeyId), Roles: roles, PollInterval: 3 * time.Second, MaxBody: 16 << 10,
 		RatePerSecond: 1000, Burst: 1000},
-		server.Deps{RA: e.ra, CRL: crlSource{e.ca}, Now: e.clock.Now,
-			OnRevoke: func(_ context.Context, s ...string) { e.revoked = append(e.revoked, s...) }})
+		server.Deps{RA: e.ra, CRL: crlSource{e.ca}, OCSP: e.ocsp, Now: e.clock.Now,
+			OnRevoke: func(_ context.Context, s ...string) {
+				e.revoked = append(e.revoked, s...)
+				for _, serial := range s {
+					e.ocsp.Invalidate(serial)
+				}
+			}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,12 +94,30 @@ func TestServerDeviceLifecycle(t *testing.T) {
 		"--cert", filepath.Join(srv.data, "issued", "portcullis-server.chain.crt"), "--key", filepath.Join(srv.data, "private", "portcullis-server.key"),
 		"--cacert", filepath.Join(srv.data, "ca-bundle.crt"), "--allow-ou", "devices",
 		"--crl", "http://"+srv.public+"/crl/issuing.crl", "--revocation-refresh", "2s")
-	curl := func() result {
+	// A second tunnel asks the server's OCSP responder (the URL in the
+	// device certificate) instead of the CRL.
+	tunOCSP := startTunnel(t, "server", "--listen", "127.0.0.1:0", "--target", backend.addr,
+		"--cert", filepath.Join(srv.data, "issued", "portcullis-server.chain.crt"), "--key", filepath.Join(srv.data, "private", "portcullis-server.key"),
+		"--cacert", filepath.Join(srv.data, "ca-bundle.crt"), "--allow-ou", "devices", "--ocsp", "--revocation-refresh", "2s")
+	curlVia := func(tp *tunnelProc) result {
 		return run(t, "curl", "-sS", "--max-time", "10", "--cacert", filepath.Join(srv.data, "ca.crt"), "--cert", cert, "--key", key,
-			"https://"+tun.addr(t)+"/")
+			"https://"+tp.addr(t)+"/")
 	}
-	if r := curl(); r.code != 0 || r.stdout != "hello\n" {
-		t.Fatalf("device through the tunnel before revocation: %s", r)
+	for _, tp := range []*tunnelProc{tun, tunOCSP} {
+		if r := curlVia(tp); r.code != 0 || r.stdout != "hello\n" {
+			t.Fatalf("device through the tunnel before revocation: %s", r)
+		}
+	}
+	ocspStatus := func() string {
+		r := run(t, "openssl", "ocsp", "-issuer", filepath.Join(srv.data, "intermediate.crt"), "-cert", cert,
+			"-url", "http://"+srv.public+"/ocsp", "-CAfile", filepath.Join(srv.data, "ca-bundle.crt"))
+		if !strings.Contains(r.stderr+r.stdout, "Response verify OK") {
+			t.Errorf("openssl ocsp does not verify the response: %s", r)
+		}
+		return r.stdout
+	}
+	if out := ocspStatus(); !strings.Contains(out, ": good") {
+		t.Errorf("openssl ocsp before revocation: %q, want good", out)
 	}
 
 	// Revoke the device.
@@ -123,20 +141,25 @@ func TestServerDeviceLifecycle(t *testing.T) {
 		!strings.Contains(crlText.stdout, "Key Compromise") {
 		t.Errorf("openssl crl does not verify or list %s as key compromise:\n%s", serial, crlText)
 	}
+	if out := ocspStatus(); !strings.Contains(out, ": revoked") || !strings.Contains(out, "Reason: keyCompromise") {
+		t.Errorf("openssl ocsp after revocation: %q, want revoked, keyCompromise", out)
+	}
 	if r := srv.cli(t, "renew", "--dir", dev); r.code == 0 || !strings.Contains(r.stderr, "device is revoked") {
 		t.Errorf("renew after revocation: %s; want refused, device is revoked", r)
 	}
-	// Within one refresh (2 s) the tunnel refuses the device.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		r := curl()
-		if r.code != 0 {
-			break
+	// Within one refresh (2 s) both tunnels refuse the device.
+	for name, tp := range map[string]*tunnelProc{"CRL": tun, "OCSP": tunOCSP} {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			r := curlVia(tp)
+			if r.code != 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the %s tunnel still lets the revoked device through after 15 s: %s", name, r)
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the tunnel still lets the revoked device through after 15 s: %s", r)
-		}
-		time.Sleep(500 * time.Millisecond)
 	}
 }
 
