@@ -64,6 +64,18 @@ func TestServerDeviceLifecycle(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "waits for approval") {
 		t.Fatalf("enroll: %s", r)
 	}
+	for path, want := range map[string]string{"/readyz": "ready", "/healthz": "ok",
+		"/metrics": "portcullis_enrollment_requests_pending 1"} {
+		res, err := http.Get("http://" + srv.public + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s = %d, want 200 containing %q:\n%.300s", path, res.StatusCode, want, body)
+		}
+	}
 	if r := srv.admin(t, "requests", "list"); r.code != 0 || !strings.Contains(r.stdout, "laptop-1") || !strings.Contains(r.stdout, "C02TEST1") {
 		t.Fatalf("requests list: %s", r)
 	}
