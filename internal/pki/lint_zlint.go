@@ -38,9 +38,24 @@ func registry(exemptions ...map[string]string) func() (lint.Registry, error) {
 				names = append(names, n)
 			}
 		}
-		return lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: LintSources(), ExcludeNames: names})
+		reg, err := lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: LintSources(), ExcludeNames: names})
+		if err != nil {
+			return nil, err
+		}
+		return namesOnce{Registry: reg, names: reg.Names()}, nil
 	})
 }
+
+// namesOnce is a Registry whose Names is computed once: zlint calls it on
+// every certificate only to size a map, and zlint's own sorts all the
+// names each time (a tenth of the cost of linting a certificate, which
+// the CA pays on every issuance and renewal).
+type namesOnce struct {
+	lint.Registry
+	names []string
+}
+
+func (r namesOnce) Names() []string { return r.names }
 
 var (
 	onlineRegistry  = registry(privatePKIExemptions)

@@ -146,7 +146,7 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) json(t *testing.T) map[string]any {
+func (r resp) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -224,7 +224,7 @@ func (d device) body(host string) map[string]any {
 }
 
 // tlsCert turns an issued chain PEM into the device's client certificate.
-func (d device) tlsCert(t *testing.T, chainPEM string) tls.Certificate {
+func (d device) tlsCert(t testing.TB, chainPEM string) tls.Certificate {
 	t.Helper()
 	certs, err := pki.ParseCertificates([]byte(chainPEM))
 	if err != nil || len(certs) < 2 {
